@@ -1,0 +1,1 @@
+"""Async client for JSON-RPC 2.0 over WebSocket (in progress)."""

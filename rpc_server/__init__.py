@@ -1,0 +1,36 @@
+"""Serve Python functions as JSON-RPC 2.0 methods over one persistent WebSocket.
+
+>>> from rpc_server import Registry, RpcServer
+>>> registry = Registry()
+>>> @registry.tool
+... def greet(name: str) -> str:
+...     return f"Hello, {name}"
+
+Then ``async with RpcServer(registry, port=0) as server: ...``. The layers:
+:mod:`.protocol` (wire format), :mod:`.dispatch` (message in, response out, no
+I/O), :mod:`.registry` and :mod:`.schema` (tools and their params),
+:mod:`.server` (WebSocket), :mod:`.cli` (the command line).
+"""
+
+from __future__ import annotations
+
+from . import codes
+from .dispatch import Dispatcher
+from .errors import InvalidParamsError, RpcServerError, ToolDefinitionError, ToolError
+from .registry import Kind, Registry, Tool
+from .server import RpcServer
+from .tools import builtin_tools
+
+__all__ = [
+    "Dispatcher",
+    "InvalidParamsError",
+    "Kind",
+    "Registry",
+    "RpcServer",
+    "RpcServerError",
+    "Tool",
+    "ToolDefinitionError",
+    "ToolError",
+    "builtin_tools",
+    "codes",
+]

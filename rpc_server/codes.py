@@ -1,0 +1,41 @@
+"""Error codes this server answers with, and their standard messages.
+
+The first five are the JSON-RPC 2.0 specification's own (section 5.1). The
+application codes belong to the built-in tools; they sit outside the range
+-32768..-32000 that the specification reserves.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DIVISION_BY_ZERO",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MESSAGES",
+    "METHOD_NOT_FOUND",
+    "NOT_FINITE",
+    "PARSE_ERROR",
+    "RESULT_TOO_LARGE",
+]
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+DIVISION_BY_ZERO = 1001
+RESULT_TOO_LARGE = 1002
+NOT_FINITE = 1003
+
+MESSAGES: dict[int, str] = {
+    PARSE_ERROR: "Parse error",
+    INVALID_REQUEST: "Invalid Request",
+    METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params",
+    INTERNAL_ERROR: "Internal error",
+    DIVISION_BY_ZERO: "Division by zero",
+    RESULT_TOO_LARGE: "Result too large",
+    NOT_FINITE: "Result is not a finite real number",
+}

@@ -1,0 +1,232 @@
+"""The dispatcher: one JSON-RPC message in, its response out; no I/O.
+
+This is the call/return boundary between the transport and the tools. It
+knows nothing of sockets: :meth:`Dispatcher.dispatch` takes the text of one
+message and gives back the encoded response, ``None`` when nothing is to be
+sent (notifications), or, when an ``async`` tool is involved, an awaitable of
+either. The transport awaits that one in a task of its own; a message served
+by plain tools costs no task, no gather and no reflection.
+
+It also answers the seed's message shape, ``{"func": name, "args": [...]}``,
+by mapping it onto the same tools (see :meth:`Dispatcher._legacy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeAlias
+
+from jsonrpcserver.exceptions import JsonRpcError
+from oslash.either import Left, Right  # type: ignore[import-untyped]
+
+from . import codes, protocol
+from .errors import NODATA
+from .registry import Kind, Registry, Tool
+
+__all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
+
+logger = logging.getLogger("rpc_server")
+
+DEFAULT_MAX_BATCH = 1000
+
+# What dispatch() gives back: bytes to send, None for silence, or an awaitable of either.
+Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
+# What one request becomes: a Response object, None (a notification), or a coroutine of either.
+_Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None] | None
+
+_NOID = protocol.NOID
+_EMPTY: list[Any] = []
+
+
+def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
+    return protocol.error(exc.code, exc.data, id, exc.message)
+
+
+class Dispatcher:
+    """Routes JSON-RPC 2.0 messages to the tools of a :class:`Registry`.
+
+    Args:
+        registry: the tools to serve.
+        max_batch: the longest batch accepted; a longer one is one -32600 error.
+    """
+
+    def __init__(self, registry: Registry, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.registry = registry
+        self.max_batch = max_batch
+
+    # -- entry points ------------------------------------------------------
+
+    def dispatch(self, message: str | bytes) -> Reply:
+        """Answer one message; see the module docstring for what comes back."""
+        try:
+            obj = protocol.decode(message)
+        except protocol.DecodeError as exc:
+            return protocol.encode(protocol.error(codes.PARSE_ERROR, str(exc)))
+        if type(obj) is dict:
+            if "func" in obj and "jsonrpc" not in obj:
+                return self._legacy(obj)
+            return self._reply(self._request(obj))
+        if type(obj) is list:
+            return self._batch(obj)
+        return protocol.encode(protocol.error(codes.INVALID_REQUEST, protocol.request_error(obj)))
+
+    async def dispatch_async(self, message: str | bytes) -> bytes | None:
+        """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
+        reply = self.dispatch(message)
+        if reply is None or isinstance(reply, bytes):
+            return reply
+        return await reply
+
+    # -- one request -------------------------------------------------------
+
+    def _request(self, obj: Any) -> _Outcome:
+        problem = protocol.request_error(obj)
+        if problem is not None:
+            return protocol.error(codes.INVALID_REQUEST, problem)
+        id = obj.get("id", _NOID)
+        tool = self.registry.get(obj["method"])
+        if tool is None:
+            return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, obj["method"], id)
+        params = obj.get("params", _EMPTY)
+        try:
+            tool.validate(params)
+            if tool.kind is Kind.SYNC:
+                result = tool.fn(*params) if type(params) is list else tool.fn(**params)
+                return None if id is _NOID else self._result(result, id)
+        except JsonRpcError as exc:
+            return None if id is _NOID else _from_error(exc, id)
+        except Exception:
+            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
+        return self._run(tool, params, id)
+
+    async def _run(self, tool: Tool, params: Any, id: Any) -> dict[str, Any] | None:
+        try:
+            if tool.kind is Kind.ASYNC:
+                result = await (tool.fn(*params) if type(params) is list else tool.fn(**params))
+            else:
+                call = (
+                    functools.partial(tool.fn, *params)
+                    if type(params) is list
+                    else functools.partial(tool.fn, **params)
+                )
+                result = await asyncio.get_running_loop().run_in_executor(None, call)
+        except JsonRpcError as exc:
+            return None if id is _NOID else _from_error(exc, id)
+        except Exception:
+            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
+        return None if id is _NOID else self._result(result, id)
+
+    @staticmethod
+    def _result(result: Any, id: Any) -> dict[str, Any]:
+        kind = type(result)
+        if kind is Right:  # jsonrpcserver's Success(...)
+            result = result._value.result
+        elif kind is Left:  # jsonrpcserver's Error(...) / InvalidParams(...)
+            err = result._error
+            return protocol.error(err.code, err.data, id, err.message)
+        elif kind is float and not math.isfinite(result):
+            # orjson would write NaN and infinities as null: a silent wrong answer.
+            return protocol.error(codes.NOT_FINITE, f"the result would be {result!r}", id)
+        return protocol.success(result, id)
+
+    # -- responses ---------------------------------------------------------
+
+    def _encode(self, response: dict[str, Any]) -> bytes:
+        try:
+            return protocol.encode(response)
+        except (TypeError, ValueError):
+            id = response.get("id")
+            logger.exception("the result for request id %r cannot be written as JSON", id)
+            return protocol.encode(protocol.error(codes.INTERNAL_ERROR, id=id))
+
+    def _reply(self, outcome: _Outcome) -> Reply:
+        if outcome is None:
+            return None
+        if type(outcome) is dict:
+            return self._encode(outcome)
+        return self._reply_later(outcome)  # type: ignore[arg-type]
+
+    async def _reply_later(self, pending: Coroutine[Any, Any, dict[str, Any] | None]) -> bytes | None:
+        response = await pending
+        return None if response is None else self._encode(response)
+
+    # -- batches -----------------------------------------------------------
+
+    def _batch(self, items: list[Any]) -> Reply:
+        if not items:
+            return protocol.encode(protocol.error(codes.INVALID_REQUEST, "an empty batch is not a request"))
+        if len(items) > self.max_batch:
+            return protocol.encode(
+                protocol.error(
+                    codes.INVALID_REQUEST,
+                    f"a batch may hold at most {self.max_batch} requests; this one holds {len(items)}",
+                )
+            )
+        # Plain tools finish here and now; only async members need tasks.
+        outcomes = [self._request(item) for item in items]
+        if any(o is not None and type(o) is not dict for o in outcomes):
+            return self._batch_later(outcomes)
+        return self._encode_batch(outcomes)  # type: ignore[arg-type]
+
+    def _encode_batch(self, outcomes: list[dict[str, Any] | None]) -> bytes | None:
+        responses = [o for o in outcomes if o is not None]
+        if not responses:  # only notifications: nothing is sent (section 6)
+            return None
+        try:
+            return protocol.encode_batch([protocol.encode(r) for r in responses])
+        except (TypeError, ValueError):
+            return protocol.encode_batch([self._encode(r) for r in responses])
+
+    async def _batch_later(self, outcomes: list[_Outcome]) -> bytes | None:
+        pending = {
+            i: asyncio.ensure_future(o)  # type: ignore[arg-type]
+            for i, o in enumerate(outcomes)
+            if o is not None and type(o) is not dict
+        }
+        try:
+            await asyncio.wait(pending.values())
+        finally:
+            for task in pending.values():
+                task.cancel()  # only does something if we are being cancelled ourselves
+        for i, task in pending.items():
+            outcomes[i] = task.result()
+        return self._encode_batch(outcomes)  # type: ignore[arg-type]
+
+    # -- the seed's protocol -----------------------------------------------
+
+    def _legacy(self, obj: dict[str, Any]) -> Reply:
+        """Answer ``{"func": name, "args": [...]}`` as the seed did, through the same tools.
+
+        ``{"result": value}`` on success, ``{"error": "sentence"}`` otherwise; an
+        ``id`` member, when present, is echoed so callers can match replies.
+        """
+        func, args = obj.get("func"), obj.get("args", _EMPTY)
+        echo = {"id": obj["id"]} if "id" in obj else {}
+        if type(func) is not str:
+            return protocol.encode({"error": "func must be a string", **echo})
+        if type(args) not in (list, dict):
+            return protocol.encode({"error": "args must be an array or an object", **echo})
+        if func not in self.registry:
+            return protocol.encode({"error": f"Unknown function {func!r}", **echo})
+        outcome = self._request({"jsonrpc": "2.0", "method": func, "params": args, "id": None})
+        if type(outcome) is dict:
+            return self._legacy_reply(outcome, echo)
+
+        async def later() -> bytes:
+            return self._legacy_reply(await outcome, echo)  # type: ignore[misc]
+
+        return later()
+
+    def _legacy_reply(self, response: dict[str, Any], echo: dict[str, Any]) -> bytes:
+        if "result" in response:
+            return self._encode({"result": response["result"], **echo})
+        err = response["error"]
+        data = err.get("data", NODATA)
+        text = err["message"] if data is NODATA else f"{err['message']}: {data}"
+        return protocol.encode({"error": text, **echo})

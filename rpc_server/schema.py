@@ -1,0 +1,262 @@
+"""JSON Schema for tool params: loaded from ``schemas/``, or derived from a signature.
+
+A params schema describes the whole ``params`` member in draft-07 form: an
+``if``/``then``/``else`` on its type, with the by-position form under ``then``
+and the by-name form under ``else``. Compiled once per tool with
+fastjsonschema, it checks arity, names and types, so the dispatcher can call
+``fn(*params)`` or ``fn(**params)`` without ``inspect`` on the hot path. Its
+failures are rewritten into sentences that name the parameter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from .errors import InvalidParamsError, ToolDefinitionError
+
+__all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load"]
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+
+Validator = Callable[[Any], None]
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    type(None): "null",
+    int: "a number",
+    float: "a number",
+}
+_ARTICLES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "boolean": "a boolean",
+    "null": "null",
+    "number": "a number",
+    "integer": "an integer",
+}
+_NAME = re.compile(r"^params(?:\[(\d+)\]|\.([^.\[]+))?(.*)$")
+
+
+def load(name: str) -> dict[str, Any]:
+    """Read ``schemas/<name>`` from the installed package data."""
+    return json.loads(resources.files("schemas").joinpath(name).read_text("utf-8"))
+
+
+def _type_schema(tp: Any) -> dict[str, Any]:
+    """The JSON Schema of one type hint; ``{}`` (anything) where JSON has no equivalent."""
+    if tp is inspect.Parameter.empty or tp is Any:
+        return {}
+    if tp is None or tp is type(None):
+        return {"type": "null"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if tp is str:
+        return {"type": "string"}
+    origin = typing.get_origin(tp) or tp
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        alternatives = [_type_schema(a) for a in args]
+        if any(a == {} for a in alternatives):
+            return {}
+        if {int, float} <= set(args):
+            alternatives = [a for a in alternatives if a != {"type": "integer"}]
+        return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if isinstance(origin, type):
+        if issubclass(origin, (str, bytes)):
+            return {}
+        if issubclass(origin, tuple):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return {"type": "array", "items": _type_schema(args[0])}
+            if args:
+                return {
+                    "type": "array",
+                    "items": [_type_schema(a) for a in args],
+                    "minItems": len(args),
+                    "additionalItems": False,
+                }
+            return {"type": "array"}
+        if issubclass(origin, (list, Sequence)) and not issubclass(origin, Mapping):
+            return {"type": "array", "items": _type_schema(args[0])} if args else {"type": "array"}
+        if issubclass(origin, (dict, Mapping)):
+            if len(args) == 2:
+                return {"type": "object", "additionalProperties": _type_schema(args[1])}
+            return {"type": "object"}
+    return {}
+
+
+def from_signature(fn: Callable[..., Any], description: str | None = None) -> dict[str, Any]:
+    """Derive a params schema from ``fn``'s signature and type hints.
+
+    Raises:
+        ToolDefinitionError: the hints cannot be resolved.
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:
+        raise ToolDefinitionError(f"cannot read the type hints of {fn!r}: {exc}") from exc
+    items: list[dict[str, Any]] = []
+    min_items = 0
+    extra_items: Any = False
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    extra_properties: Any = False
+    by_position_possible = True
+    for p in inspect.signature(fn).parameters.values():
+        schema = _type_schema(hints.get(p.name, p.annotation))
+        required_here = p.default is inspect.Parameter.empty
+        if p.kind is p.VAR_POSITIONAL:
+            extra_items = schema
+        elif p.kind is p.VAR_KEYWORD:
+            extra_properties = schema
+        else:
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                items.append({"title": p.name, **schema})
+                if required_here:
+                    min_items = len(items)
+            elif required_here:
+                by_position_possible = False
+            if p.kind is not p.POSITIONAL_ONLY:
+                properties[p.name] = schema
+                if required_here:
+                    required.append(p.name)
+    by_position: dict[str, Any] = {
+        "type": "array",
+        "items": items,
+        "minItems": min_items,
+        "additionalItems": extra_items,
+    }
+    if not by_position_possible:
+        by_position = {"not": {"type": "array"}, "description": "takes its params by name"}
+    by_name: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": extra_properties}
+    if required:
+        by_name["required"] = required
+    schema = {
+        "$schema": DRAFT,
+        "title": getattr(fn, "__name__", "tool"),
+        "if": {"type": "array"},
+        "then": by_position,
+        "else": by_name,
+    }
+    doc = description if description is not None else inspect.getdoc(fn)
+    if doc:
+        schema["description"] = doc
+    return schema
+
+
+def _positional_names(schema: dict[str, Any]) -> list[str]:
+    items = schema.get("then", {}).get("items", [])
+    return [item.get("title", str(i)) for i, item in enumerate(items)] if isinstance(items, list) else []
+
+
+def _varargs_name(schema: dict[str, Any]) -> str | None:
+    then = schema.get("then", {})
+    extra = then.get("additionalItems", then.get("items") if isinstance(then.get("items"), dict) else False)
+    if extra is False:
+        return None
+    return extra.get("title", "params") if isinstance(extra, dict) else "params"
+
+
+def _got(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+class _Explainer:
+    """Turns fastjsonschema's failures into sentences that name the parameter."""
+
+    __slots__ = ("names", "varargs")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.names = _positional_names(schema)
+        self.varargs = _varargs_name(schema)
+
+    def who(self, name: str) -> str:
+        m = _NAME.match(name or "")
+        if m is None:
+            return name
+        index, key, rest = m.groups()
+        if index is not None:
+            i = int(index)
+            if i < len(self.names):
+                return f"parameter {self.names[i] + rest!r}"
+            if self.varargs is not None:
+                return f"parameter {f'{self.varargs}[{i - len(self.names)}]' + rest!r}"
+            return f"parameter {i + 1}{rest}"
+        if key is not None:
+            return f"parameter {key + rest!r}"
+        return "params" + rest
+
+    def explain(self, exc: fastjsonschema.JsonSchemaValueException, params: Any) -> str:
+        rule, value, name = exc.rule, exc.value, exc.name or "params"
+        definition = exc.definition if isinstance(exc.definition, dict) else {}
+        top = name == "params"
+        if rule == "type":
+            wanted = definition.get("type")
+            wanted_list = wanted if isinstance(wanted, list) else [wanted]
+            if top:
+                return "params must be an array or an object"
+            wanted_text = " or ".join(_ARTICLES.get(str(w), str(w)) for w in wanted_list)
+            return f"{self.who(name)} must be {wanted_text}, got {_got(value)}"
+        if top and rule == "required" and isinstance(value, dict):
+            missing = [r for r in definition.get("required", []) if r not in value]
+            return f"missing required parameter {', '.join(map(repr, missing))}"
+        if top and rule == "additionalProperties" and isinstance(value, dict):
+            known = definition.get("properties", {})
+            extra = [k for k in value if k not in known]
+            return f"unexpected parameter {', '.join(map(repr, extra))}"
+        if top and rule == "minItems" and isinstance(value, list):
+            n = len(value)
+            if n < len(self.names):
+                return f"missing required parameter {self.names[n]!r}"
+        if top and rule in ("maxItems", "additionalItems", "items") and isinstance(value, list):
+            return f"takes at most {len(self.names)} positional params, got {len(value)}"
+        if top and rule == "not":
+            return "params must be given by name"
+        message = exc.message
+        if message.startswith(name):
+            return self.who(name) + message[len(name) :]
+        return message
+
+
+def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
+    """Compile a params schema into a function that raises :class:`InvalidParamsError`.
+
+    Raises:
+        ToolDefinitionError: the schema is not valid JSON Schema.
+    """
+    try:
+        check = fastjsonschema.compile(schema, use_default=False, detailed_exceptions=True)
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise ToolDefinitionError(f"the params schema of {title!r} does not compile: {exc}") from exc
+    explainer = _Explainer(schema)
+    failure = fastjsonschema.JsonSchemaValueException
+
+    def validate(params: Any) -> None:
+        try:
+            check(params)
+        except failure as exc:
+            # fastjsonschema names the root "data"; ours is the params member.
+            if exc.name is not None and exc.name.startswith("data"):
+                exc.name = "params" + exc.name[4:]
+                exc.message = "params" + exc.message[4:]
+            raise InvalidParamsError(explainer.explain(exc, params)) from None
+
+    return validate
