@@ -39,6 +39,9 @@ Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
 _Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None] | None
 
 _NOID = protocol.NOID
+# Module globals: an Enum member looked up on its class costs 0.2 µs a call.
+_SYNC = Kind.SYNC
+_ASYNC = Kind.ASYNC
 _EMPTY: list[Any] = []
 
 
@@ -94,7 +97,7 @@ class Dispatcher:
         params = obj.get("params", _EMPTY)
         try:
             tool.validate(params)
-            if tool.kind is Kind.SYNC:
+            if tool.kind is _SYNC:
                 result = tool.fn(*params) if type(params) is list else tool.fn(**params)
                 return None if id is _NOID else self._result(result, id)
         except JsonRpcError as exc:
@@ -106,7 +109,7 @@ class Dispatcher:
 
     async def _run(self, tool: Tool, params: Any, id: Any) -> dict[str, Any] | None:
         try:
-            if tool.kind is Kind.ASYNC:
+            if tool.kind is _ASYNC:
                 result = await (tool.fn(*params) if type(params) is list else tool.fn(**params))
             else:
                 call = (
