@@ -19,18 +19,24 @@ from .dispatch import Dispatcher
 from .errors import InvalidParamsError, RpcServerError, ToolDefinitionError, ToolError
 from .registry import Kind, Registry, Tool
 from .server import RpcServer
+from .session import Context, Session
 from .tools import builtin_tools
+from .topics import Topics, builtin_topics
 
 __all__ = [
+    "Context",
     "Dispatcher",
     "InvalidParamsError",
     "Kind",
     "Registry",
     "RpcServer",
     "RpcServerError",
+    "Session",
     "Tool",
     "ToolDefinitionError",
     "ToolError",
+    "Topics",
     "builtin_tools",
+    "builtin_topics",
     "codes",
 ]

@@ -1,8 +1,10 @@
 """Error codes this server answers with, and their standard messages.
 
-The first five are the JSON-RPC 2.0 specification's own (section 5.1). The
-application codes belong to the built-in tools; they sit outside the range
--32768..-32000 that the specification reserves.
+The first five are the JSON-RPC 2.0 specification's own (section 5.1).
+-32800 is LSP's RequestCancelled, for a call cancelled by ``rpc.cancel``;
+-32001 is ours, in the range the specification leaves to implementations.
+The application codes belong to the built-in tools; they sit outside the
+range -32768..-32000 that the specification reserves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "NOT_FINITE",
     "PARSE_ERROR",
+    "REQUEST_CANCELLED",
     "RESULT_TOO_LARGE",
+    "TOO_MANY_SUBSCRIPTIONS",
 ]
 
 PARSE_ERROR = -32700
@@ -24,6 +28,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+REQUEST_CANCELLED = -32800
+TOO_MANY_SUBSCRIPTIONS = -32001
 
 DIVISION_BY_ZERO = 1001
 RESULT_TOO_LARGE = 1002
@@ -35,6 +41,8 @@ MESSAGES: dict[int, str] = {
     METHOD_NOT_FOUND: "Method not found",
     INVALID_PARAMS: "Invalid params",
     INTERNAL_ERROR: "Internal error",
+    REQUEST_CANCELLED: "Request cancelled",
+    TOO_MANY_SUBSCRIPTIONS: "Too many subscriptions",
     DIVISION_BY_ZERO: "Division by zero",
     RESULT_TOO_LARGE: "Result too large",
     NOT_FINITE: "Result is not a finite real number",

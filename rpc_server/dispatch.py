@@ -17,7 +17,7 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any, TypeAlias
 
 from jsonrpcserver.exceptions import JsonRpcError
@@ -25,7 +25,9 @@ from oslash.either import Left, Right  # type: ignore[import-untyped]
 
 from . import codes, protocol
 from .errors import NODATA
-from .registry import Kind, Registry, Tool
+from .methods import protocol_methods
+from .registry import RESERVED_PREFIX, Kind, Registry, Tool
+from .session import Context, Session
 
 __all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
 
@@ -42,11 +44,32 @@ _NOID = protocol.NOID
 # Module globals: an Enum member looked up on its class costs 0.2 µs a call.
 _SYNC = Kind.SYNC
 _ASYNC = Kind.ASYNC
+_STREAM = Kind.STREAM
 _EMPTY: list[Any] = []
 
 
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
     return protocol.error(exc.code, exc.data, id, exc.message)
+
+
+def _call(tool: Tool, params: Any, session: Session, id: Any, stream: bool) -> Any:
+    """Call a tool that is not on the hot path, passing it a Context if it asks for one."""
+    extra = {} if tool.context is None else {tool.context: Context(session, None if id is _NOID else id, stream)}
+    return tool.fn(*params, **extra) if type(params) is list else tool.fn(**params, **extra)
+
+
+async def _collect(parts: AsyncIterator[Any], session: Session, id: Any, stream: bool) -> Any:
+    """Run a generator tool: push each part if the caller asked, else gather them into a list."""
+    try:
+        if not stream:
+            return [part async for part in parts]
+        count = 0
+        async for part in parts:
+            await session.notify("rpc.part", {"id": id, "value": part})
+            count += 1
+        return count
+    finally:
+        await parts.aclose()  # type: ignore[attr-defined]
 
 
 class Dispatcher:
@@ -60,69 +83,100 @@ class Dispatcher:
     def __init__(self, registry: Registry, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self.registry = registry
         self.max_batch = max_batch
+        self._protocol = protocol_methods()
+        # For callers with no connection (tests, in-memory use): pushes go nowhere.
+        self._detached = Session()
 
     # -- entry points ------------------------------------------------------
 
-    def dispatch(self, message: str | bytes) -> Reply:
-        """Answer one message; see the module docstring for what comes back."""
+    def dispatch(self, message: str | bytes, session: Session | None = None) -> Reply:
+        """Answer one message; see the module docstring for what comes back.
+
+        Args:
+            message: the text of one frame.
+            session: the connection's state, for push, cancellation and
+                subscriptions; a detached one, whose pushes go nowhere, if not given.
+        """
         try:
             obj = protocol.decode(message)
         except protocol.DecodeError as exc:
             return protocol.encode(protocol.error(codes.PARSE_ERROR, str(exc)))
+        if session is None:
+            session = self._detached
         if type(obj) is dict:
             if "func" in obj and "jsonrpc" not in obj:
-                return self._legacy(obj)
-            return self._reply(self._request(obj))
+                return self._legacy(obj, session)
+            return self._reply(self._request(obj, session))
         if type(obj) is list:
-            return self._batch(obj)
+            return self._batch(obj, session)
         return protocol.encode(protocol.error(codes.INVALID_REQUEST, protocol.request_error(obj)))
 
-    async def dispatch_async(self, message: str | bytes) -> bytes | None:
+    async def dispatch_async(self, message: str | bytes, session: Session | None = None) -> bytes | None:
         """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
-        reply = self.dispatch(message)
+        reply = self.dispatch(message, session)
         if reply is None or isinstance(reply, bytes):
             return reply
         return await reply
 
     # -- one request -------------------------------------------------------
 
-    def _request(self, obj: Any) -> _Outcome:
+    def _lookup(self, method: str) -> Tool | None:
+        tool = self.registry.get(method)
+        if tool is None and method.startswith(RESERVED_PREFIX):
+            tool = self._protocol.get(method)
+        return tool  # type: ignore[no-any-return]
+
+    def _request(self, obj: Any, session: Session) -> _Outcome:
         problem = protocol.request_error(obj)
         if problem is not None:
             return protocol.error(codes.INVALID_REQUEST, problem)
         id = obj.get("id", _NOID)
-        tool = self.registry.get(obj["method"])
+        tool = self._lookup(obj["method"])
         if tool is None:
             return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, obj["method"], id)
         params = obj.get("params", _EMPTY)
         try:
             tool.validate(params)
             if tool.kind is _SYNC:
-                result = tool.fn(*params) if type(params) is list else tool.fn(**params)
+                if tool.context is None:  # the hot path: nothing to add
+                    result = tool.fn(*params) if type(params) is list else tool.fn(**params)
+                else:
+                    result = _call(tool, params, session, id, False)
                 return None if id is _NOID else self._result(result, id)
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
         except Exception:
             logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
-        return self._run(tool, params, id)
+        return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID)
 
-    async def _run(self, tool: Tool, params: Any, id: Any) -> dict[str, Any] | None:
+    async def _run(self, tool: Tool, params: Any, id: Any, session: Session, stream: bool) -> dict[str, Any] | None:
+        task = asyncio.current_task()
+        if id is not _NOID and task is not None:
+            session.running[id] = task
         try:
             if tool.kind is _ASYNC:
-                result = await (tool.fn(*params) if type(params) is list else tool.fn(**params))
+                result = await _call(tool, params, session, id, stream)
+            elif tool.kind is _STREAM:
+                result = await _collect(_call(tool, params, session, id, stream), session, id, stream)
             else:
-                call = (
-                    functools.partial(tool.fn, *params)
-                    if type(params) is list
-                    else functools.partial(tool.fn, **params)
-                )
+                call = functools.partial(_call, tool, params, session, id, stream)
                 result = await asyncio.get_running_loop().run_in_executor(None, call)
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
+        except asyncio.CancelledError:
+            if id is _NOID or id not in session.cancelling or task is None:
+                raise  # the connection is closing: nothing to answer
+            # Cancelled by rpc.cancel: answer, and let the task live to send it.
+            session.cancelling.discard(id)
+            task.uncancel()
+            return protocol.error(codes.REQUEST_CANCELLED, id=id)
         except Exception:
             logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
+        finally:
+            if id is not _NOID and session.running.get(id) is task:
+                del session.running[id]
         return None if id is _NOID else self._result(result, id)
 
     @staticmethod
@@ -161,7 +215,7 @@ class Dispatcher:
 
     # -- batches -----------------------------------------------------------
 
-    def _batch(self, items: list[Any]) -> Reply:
+    def _batch(self, items: list[Any], session: Session) -> Reply:
         if not items:
             return protocol.encode(protocol.error(codes.INVALID_REQUEST, "an empty batch is not a request"))
         if len(items) > self.max_batch:
@@ -172,7 +226,7 @@ class Dispatcher:
                 )
             )
         # Plain tools finish here and now; only async members need tasks.
-        outcomes = [self._request(item) for item in items]
+        outcomes = [self._request(item, session) for item in items]
         if any(o is not None and type(o) is not dict for o in outcomes):
             return self._batch_later(outcomes)
         return self._encode_batch(outcomes)  # type: ignore[arg-type]
@@ -203,7 +257,7 @@ class Dispatcher:
 
     # -- the seed's protocol -----------------------------------------------
 
-    def _legacy(self, obj: dict[str, Any]) -> Reply:
+    def _legacy(self, obj: dict[str, Any], session: Session) -> Reply:
         """Answer ``{"func": name, "args": [...]}`` as the seed did, through the same tools.
 
         ``{"result": value}`` on success, ``{"error": "sentence"}`` otherwise; an
@@ -215,9 +269,9 @@ class Dispatcher:
             return protocol.encode({"error": "func must be a string", **echo})
         if type(args) not in (list, dict):
             return protocol.encode({"error": "args must be an array or an object", **echo})
-        if func not in self.registry:
+        if self._lookup(func) is None:
             return protocol.encode({"error": f"Unknown function {func!r}", **echo})
-        outcome = self._request({"jsonrpc": "2.0", "method": func, "params": args, "id": None})
+        outcome = self._request({"jsonrpc": "2.0", "method": func, "params": args, "id": None}, session)
         if type(outcome) is dict:
             return self._legacy_reply(outcome, echo)
 

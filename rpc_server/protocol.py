@@ -37,7 +37,9 @@ DecodeError = orjson.JSONDecodeError
 decode = orjson.loads
 
 _ID_TYPES = (str, int, float, type(None))
-_MEMBERS = frozenset(("jsonrpc", "method", "params", "id"))
+# "stream" is this project's one extension: a caller's opt-in to pushed parts
+# and progress (see session.py). Plain JSON-RPC 2.0 clients never send it.
+_MEMBERS = frozenset(("jsonrpc", "method", "params", "id", "stream"))
 
 
 def request_error(obj: Any) -> str | None:
@@ -60,6 +62,10 @@ def request_error(obj: Any) -> str | None:
     if "id" in obj:
         if type(obj["id"]) not in _ID_TYPES:
             return "id must be a string, a number or null"
+        expected += 1
+    if "stream" in obj:
+        if type(obj["stream"]) is not bool:
+            return "stream must be true or false"
         expected += 1
     if len(obj) != expected:
         extra = sorted(k for k in obj if k not in _MEMBERS)

@@ -11,7 +11,12 @@ How a tool runs depends on its kind:
   whole ``multiply`` call (about 60 µs here against under 10 µs), so cheap
   tools must not pay for one;
 - plain ``def`` declared ``blocking=True``: in the loop's thread pool, for tools
-  that wait on I/O or burn CPU and would otherwise stall every connection.
+  that wait on I/O or burn CPU and would otherwise stall every connection;
+- ``async def`` generator: a task, its parts collected into a list, or pushed
+  one by one to a caller that asked for a stream (see :mod:`.session`).
+
+A tool that declares a parameter of type :class:`~.session.Context` gets one,
+by name; that parameter is not part of its params.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Kind(enum.Enum):
     SYNC = "sync"
     ASYNC = "async"
     BLOCKING = "blocking"
+    STREAM = "stream"
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,6 +53,7 @@ class Tool:
     kind: Kind
     schema: dict[str, Any]
     validate: schemas.Validator = field(repr=False, compare=False)
+    context: str | None = None  # the name of the parameter that takes a Context
 
     @property
     def description(self) -> str:
@@ -76,15 +83,17 @@ def make_tool(
     name = name or getattr(fn, "__name__", None)
     if not name:
         raise ToolDefinitionError(f"give {fn!r} a name")
+    is_stream = inspect.isasyncgenfunction(fn)
     is_async = _is_async(fn)
-    if blocking and is_async:
+    if blocking and (is_async or is_stream):
         raise ToolDefinitionError(f"{name!r}: blocking=True is for plain functions; an async tool runs on the loop")
+    context = schemas.context_parameter(fn)
     if schema is None:
         schema = schemas.from_signature(fn, description)
     elif description is not None:
         schema = {**schema, "description": description}
-    kind = Kind.ASYNC if is_async else Kind.BLOCKING if blocking else Kind.SYNC
-    return Tool(name, fn, kind, schema, schemas.compile_params(schema, name))
+    kind = Kind.STREAM if is_stream else Kind.ASYNC if is_async else Kind.BLOCKING if blocking else Kind.SYNC
+    return Tool(name, fn, kind, schema, schemas.compile_params(schema, name), context)
 
 
 class Registry(Mapping[str, Tool]):
@@ -98,7 +107,7 @@ class Registry(Mapping[str, Tool]):
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
-        for tool in tools:
+        for tool in tools:  # not checked for the reserved prefix: this is how rpc.* methods get in
             self._put(tool)
 
     @classmethod

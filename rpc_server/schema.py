@@ -22,6 +22,7 @@ from typing import Any
 import fastjsonschema
 
 from .errors import InvalidParamsError, ToolDefinitionError
+from .session import Context
 
 __all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load"]
 
@@ -46,6 +47,12 @@ _ARTICLES = {
     "null": "null",
     "number": "a number",
     "integer": "an integer",
+}
+_BOUNDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
 }
 _NAME = re.compile(r"^params(?:\[(\d+)\]|\.([^.\[]+))?(.*)$")
 
@@ -103,16 +110,41 @@ def _type_schema(tp: Any) -> dict[str, Any]:
     return {}
 
 
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception as exc:
+        raise ToolDefinitionError(f"cannot read the type hints of {fn!r}: {exc}") from exc
+
+
+def context_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of ``fn``'s parameter annotated :class:`~.session.Context`, if any.
+
+    Raises:
+        ToolDefinitionError: it stands where positional params would bind to it.
+    """
+    hints = _hints(fn)
+    found: str | None = None
+    for p in inspect.signature(fn).parameters.values():
+        if hints.get(p.name) is Context:
+            if p.kind is p.POSITIONAL_ONLY:
+                raise ToolDefinitionError(f"{fn!r}: the Context parameter {p.name!r} cannot be positional-only")
+            found = p.name
+        elif found is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL):
+            raise ToolDefinitionError(
+                f"{fn!r}: put the Context parameter {found!r} after the positional parameters (or make it keyword-only)"
+            )
+    return found
+
+
 def from_signature(fn: Callable[..., Any], description: str | None = None) -> dict[str, Any]:
     """Derive a params schema from ``fn``'s signature and type hints.
 
     Raises:
         ToolDefinitionError: the hints cannot be resolved.
     """
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception as exc:
-        raise ToolDefinitionError(f"cannot read the type hints of {fn!r}: {exc}") from exc
+    hints = _hints(fn)
+    context = context_parameter(fn)
     items: list[dict[str, Any]] = []
     min_items = 0
     extra_items: Any = False
@@ -121,6 +153,8 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
     extra_properties: Any = False
     by_position_possible = True
     for p in inspect.signature(fn).parameters.values():
+        if p.name == context:
+            continue
         schema = _type_schema(hints.get(p.name, p.annotation))
         required_here = p.default is inspect.Parameter.empty
         if p.kind is p.VAR_POSITIONAL:
@@ -228,6 +262,11 @@ class _Explainer:
                 return f"missing required parameter {self.names[n]!r}"
         if top and rule in ("maxItems", "additionalItems", "items") and isinstance(value, list):
             return f"takes at most {len(self.names)} positional params, got {len(value)}"
+        if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}.get(
+                rule, "less than"
+            )
+            return f"{self.who(name)} must be {bound} {definition.get(rule)}, got {value!r}"
         if top and rule == "not":
             return "params must be given by name"
         message = exc.message

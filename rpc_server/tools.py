@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import codes, schema
 from .errors import ToolError
 from .registry import Registry
+from .session import Context
 
 __all__ = [
     "MAX_INT_BITS",
     "MAX_SLEEP",
     "add",
     "builtin_tools",
+    "count",
     "divide",
+    "long_task",
     "multiply",
     "pow_",
     "sleep",
@@ -97,6 +100,25 @@ async def sleep(seconds: float, value: Any = None) -> Any:
     return value
 
 
+async def count(n: int, interval: float = 0.1) -> AsyncIterator[int]:
+    """Stream the numbers 1 to n, one every ``interval`` seconds."""
+    for i in range(1, n + 1):
+        if i > 1:
+            await asyncio.sleep(interval)
+        yield i
+
+
+LONG_TASK_STEPS = 10
+
+
+async def long_task(seconds: float, ctx: Context) -> dict[str, Any]:
+    """Work for ``seconds`` in ten steps, reporting progress after each."""
+    for step in range(1, LONG_TASK_STEPS + 1):
+        await asyncio.sleep(seconds / LONG_TASK_STEPS)
+        await ctx.report(step, LONG_TASK_STEPS, f"step {step} of {LONG_TASK_STEPS}")
+    return {"steps": LONG_TASK_STEPS, "seconds": seconds}
+
+
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "add": add,
     "subtract": subtract,
@@ -105,6 +127,8 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "pow": pow_,
     "sum": sum_,
     "sleep": sleep,
+    "count": count,
+    "long_task": long_task,
 }
 
 

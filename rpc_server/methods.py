@@ -1,0 +1,56 @@
+"""The protocol's own methods, named ``rpc.*``: cancellation and subscriptions.
+
+They are tools like any other (schemas derived from their signatures, errors
+as values), kept in a registry of their own that users cannot add to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import codes
+from .errors import InvalidParamsError, ToolError
+from .registry import Registry, make_tool
+from .session import Context
+
+__all__ = ["protocol_methods"]
+
+
+def cancel(id: str | int | float | None, ctx: Context) -> bool:
+    """Cancel the running call with this request id; it answers -32800."""
+    return ctx.session.cancel(id)
+
+
+def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, ctx: Context) -> str:
+    """Subscribe to a topic; answers the subscription id that its events carry."""
+    session = ctx.session
+    found = session.topics.get(topic) if session.topics is not None else None
+    if found is None:
+        known = ", ".join(session.topics.names()) if session.topics is not None else "none"
+        raise InvalidParamsError(f"unknown topic {topic!r} (topics: {known})")
+    if len(session.subscriptions) >= session.max_subscriptions:
+        raise ToolError(
+            codes.TOO_MANY_SUBSCRIPTIONS,
+            data=f"a connection may hold at most {session.max_subscriptions} subscriptions",
+        )
+    topic_params = params if params is not None else []
+    found.validate(topic_params)
+    assert session.topics is not None
+    return session.topics.subscribe(found, topic_params, session).id
+
+
+async def unsubscribe(subscription: str, ctx: Context) -> bool:
+    """End a subscription; false when this connection holds none of that id."""
+    held = ctx.session.subscriptions.get(subscription)
+    if held is None:
+        return False
+    await held.close(reason=None)
+    return True
+
+
+def protocol_methods() -> Registry:
+    """A new registry of the ``rpc.*`` methods."""
+    return Registry(
+        make_tool(fn, name=f"rpc.{fn.__name__}")  # type: ignore[attr-defined]
+        for fn in (cancel, subscribe, unsubscribe)
+    )

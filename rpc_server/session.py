@@ -1,0 +1,112 @@
+"""Per-connection protocol state: calls running by id, subscriptions, and push.
+
+A :class:`Session` is what one connection has beyond single messages: the
+calls still running (so ``rpc.cancel`` can find them), its subscriptions, and
+the way to push notifications to its peer. It does no I/O of its own; the
+transport hands it a ``send`` coroutine function. A :class:`Context` is the
+view of it that a tool gets when it asks for one.
+
+The wire convention for push (methods under ``rpc.``, which the specification
+reserves for extensions), in the spirit of LSP's ``$/progress`` and partial
+results and MCP's ``notifications/progress``:
+
+- a request opts in with the extra member ``"stream": true``;
+- ``rpc.part`` ``{"id": request id, "value": part}``: one part of a streamed result;
+- ``rpc.progress`` ``{"id": request id, "done": n, "total": m|null, "message": text|null}``;
+- the call then ends with its normal response (for a streamed call, the
+  number of parts sent, so the caller can tell that none was lost);
+- ``rpc.cancel`` ``{"id": request id}`` (a notification, like LSP's
+  ``$/cancelRequest``) cancels a running call, which answers -32800;
+- ``rpc.subscribe``/``rpc.unsubscribe`` and ``rpc.event``/``rpc.unsubscribed``:
+  see :mod:`.topics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import protocol
+
+if TYPE_CHECKING:
+    from .topics import Subscription, Topics
+
+__all__ = ["DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_SUBSCRIPTION_BUFFER", "Context", "Send", "Session"]
+
+Send = Callable[[bytes], Awaitable[None]]
+
+DEFAULT_MAX_SUBSCRIPTIONS = 32
+DEFAULT_SUBSCRIPTION_BUFFER = 100
+
+
+async def _discard(_: bytes) -> None:
+    pass
+
+
+class Session:
+    """The state of one connection; see the module docstring.
+
+    Args:
+        send: sends one encoded message to the peer; must not raise when the
+            peer is gone (the transport drops what it cannot send).
+        topics: what can be subscribed to; none when not given.
+        max_subscriptions: subscriptions this connection may hold at once.
+        subscription_buffer: events kept per subscription for a slow reader.
+    """
+
+    def __init__(
+        self,
+        send: Send = _discard,
+        *,
+        topics: Topics | None = None,
+        max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
+        subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+    ) -> None:
+        self.send = send
+        self.topics = topics
+        self.max_subscriptions = max_subscriptions
+        self.subscription_buffer = subscription_buffer
+        self.running: dict[Any, asyncio.Task[Any]] = {}
+        self.cancelling: set[Any] = set()
+        self.subscriptions: dict[str, Subscription] = {}
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Push a notification to the peer."""
+        await self.send(protocol.encode({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    def cancel(self, id: Any) -> bool:
+        """Cancel the running call with this id; False when there is none."""
+        task = self.running.get(id)
+        if task is None or task.done():
+            return False
+        self.cancelling.add(id)
+        task.cancel()
+        return True
+
+    async def close(self) -> None:
+        """End every subscription; the transport cancels the running calls."""
+        for subscription in list(self.subscriptions.values()):
+            await subscription.close(reason=None)
+        self.subscriptions.clear()
+
+
+class Context:
+    """What a tool sees of its call, when it declares a parameter of this type.
+
+    ``async def long_job(seconds: float, ctx: Context)``: the parameter is not
+    part of the params schema; the server passes it by name.
+    """
+
+    __slots__ = ("request_id", "session", "streaming")
+
+    def __init__(self, session: Session, request_id: Any, streaming: bool) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.streaming = streaming
+
+    async def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress; reaches the caller only if it asked to (``"stream": true``)."""
+        if self.streaming:
+            params = {"id": self.request_id, "done": done, "total": total, "message": message}
+            await self.session.notify("rpc.progress", params)

@@ -1,0 +1,213 @@
+"""Subscriptions: topics a client can subscribe to, and how events reach it.
+
+``rpc.subscribe`` ``{"topic": name, "params": ...}`` answers a subscription
+id; events then arrive as ``rpc.event`` notifications
+``{"subscription": id, "topic": name, "event": value}`` until
+``rpc.unsubscribe`` ``{"subscription": id}`` or the connection closes. When the
+server ends a subscription itself (its source finished or failed) it says so
+with ``rpc.unsubscribed`` ``{"subscription": id, "reason": text}``.
+
+A topic gets events from application code (:meth:`Topics.publish`, to every
+subscriber) and/or from a source: an async generator started for each
+subscription with that subscription's params (the built-in ``clock``).
+
+A slow subscriber never makes memory grow: each subscription keeps at most
+``buffer`` events. When one more arrives, the oldest is dropped, and the next
+event delivered carries ``"dropped": n``, the count lost since the last one.
+Publishing never waits for a subscriber, so one slow subscriber slows no one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import schema as schemas
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["Subscription", "Topic", "Topics", "builtin_topics", "clock"]
+
+logger = logging.getLogger("rpc_server")
+
+Source = Callable[..., AsyncIterator[Any]]
+
+_NO_PARAMS_SCHEMA = {
+    "$schema": schemas.DRAFT,
+    "if": {"type": "array"},
+    "then": {"type": "array", "maxItems": 0},
+    "else": {"type": "object", "additionalProperties": False},
+}
+
+
+@dataclass(slots=True, eq=False)
+class Topic:
+    """A named stream of events; ``source`` (optional) runs once per subscription."""
+
+    name: str
+    source: Source | None
+    schema: dict[str, Any]
+    validate: schemas.Validator = field(repr=False)
+    subscribers: set[Subscription] = field(default_factory=set, repr=False)
+
+
+class Subscription:
+    """One client's subscription to a topic, with its bounded buffer and its pump task."""
+
+    def __init__(self, id: str, topic: Topic, session: Session, buffer: int) -> None:
+        self.id = id
+        self.topic = topic
+        self.session = session
+        self.pending: collections.deque[Any] = collections.deque()
+        self.buffer = buffer
+        self.dropped = 0
+        self._ready = asyncio.Event()
+        self._pump = asyncio.create_task(self._deliver(), name=f"subscription {id} pump")
+        self._source: asyncio.Task[None] | None = None
+        self._end_reason = ""
+
+    def start_source(self, params: Any) -> None:
+        assert self.topic.source is not None
+        agen = self.topic.source(*params) if type(params) is list else self.topic.source(**params)
+        self._source = asyncio.create_task(self._feed(agen), name=f"subscription {self.id} source")
+
+    def offer(self, event: Any) -> None:
+        """Queue an event without waiting; the oldest goes when the buffer is full."""
+        if len(self.pending) >= self.buffer:
+            self.pending.popleft()
+            self.dropped += 1
+        self.pending.append(event)
+        self._ready.set()
+
+    async def _feed(self, agen: AsyncIterator[Any]) -> None:
+        reason = "the topic's source ended"
+        try:
+            async for event in agen:
+                self.offer(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("the source of subscription %s (%s) failed", self.id, self.topic.name)
+            reason = "the topic's source failed"
+        finally:
+            await agen.aclose()  # type: ignore[attr-defined]
+        # Let what was queued go out first, then say that it is over.
+        self.session.subscriptions.pop(self.id, None)
+        self.topic.subscribers.discard(self)
+        self._end_reason = reason
+        self.pending.append(_END)
+        self._ready.set()
+
+    async def _deliver(self) -> None:
+        session = self.session
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self.pending:
+                event = self.pending.popleft()
+                if event is _END:
+                    await session.notify("rpc.unsubscribed", {"subscription": self.id, "reason": self._end_reason})
+                    return
+                params: dict[str, Any] = {"subscription": self.id, "topic": self.topic.name, "event": event}
+                if self.dropped:
+                    params["dropped"], self.dropped = self.dropped, 0
+                await session.notify("rpc.event", params)
+
+    async def close(self, reason: str | None) -> None:
+        """Stop the source and the pump; tell the peer ``reason`` if there is one."""
+        self.topic.subscribers.discard(self)
+        self.session.subscriptions.pop(self.id, None)
+        tasks = [t for t in (self._source, self._pump) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if reason is not None:
+            await self.session.notify("rpc.unsubscribed", {"subscription": self.id, "reason": reason})
+
+
+_END = object()
+
+
+class Topics:
+    """The topics a server offers, by name.
+
+    >>> topics = Topics()
+    >>> topics.add("news")                      # fed by topics.publish("news", event)
+    >>> @topics.source("ticks")                 # fed by a generator per subscription
+    ... async def ticks(every: float = 1.0): ...
+    """
+
+    def __init__(self) -> None:
+        self._topics: dict[str, Topic] = {}
+        self._ids: Iterator[int] = itertools.count(1)
+
+    def add(self, name: str, source: Source | None = None, *, schema: dict[str, Any] | None = None) -> Topic:
+        """Offer a topic; with ``source``, its params schema comes from the signature unless given."""
+        if name in self._topics:
+            raise ValueError(f"a topic named {name!r} already exists")
+        if schema is None:
+            schema = schemas.from_signature(source) if source is not None else _NO_PARAMS_SCHEMA
+        topic = Topic(name, source, schema, schemas.compile_params(schema, name))
+        self._topics[name] = topic
+        return topic
+
+    def source(self, name: str, **options: Any) -> Callable[[Source], Source]:
+        """Decorator form of :meth:`add` for an async generator source."""
+
+        def decorate(fn: Source) -> Source:
+            self.add(name, fn, **options)
+            return fn
+
+        return decorate
+
+    def publish(self, name: str, event: Any) -> int:
+        """Send ``event`` to every subscriber of ``name``; returns how many there are.
+
+        Raises:
+            KeyError: there is no such topic.
+        """
+        topic = self._topics[name]
+        for subscription in topic.subscribers:
+            subscription.offer(event)
+        return len(topic.subscribers)
+
+    def get(self, name: str) -> Topic | None:
+        return self._topics.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._topics)
+
+    def subscribe(self, topic: Topic, params: Any, session: Session) -> Subscription:
+        subscription = Subscription(str(next(self._ids)), topic, session, session.subscription_buffer)
+        topic.subscribers.add(subscription)
+        session.subscriptions[subscription.id] = subscription
+        if topic.source is not None:
+            subscription.start_source(params)
+        return subscription
+
+
+MAX_CLOCK_RATE = 0.01
+
+
+async def clock(interval: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+    """Tick every ``interval`` seconds: ``{"tick": n, "time": unix seconds}``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for tick in itertools.count(1):
+        # Sleep to the next multiple of interval, so ticks do not drift.
+        await asyncio.sleep(max(0.0, start + tick * interval - loop.time()))
+        yield {"tick": tick, "time": time.time()}
+
+
+def builtin_topics() -> Topics:
+    """A new set of topics holding the built-in ``clock``."""
+    topics = Topics()
+    topics.add("clock", clock, schema=schemas.load("topics/clock.json"))
+    return topics
