@@ -7,6 +7,12 @@ sent (notifications), or, when an ``async`` tool is involved, an awaitable of
 either. The transport awaits that one in a task of its own; a message served
 by plain tools costs no task, no gather and no reflection.
 
+Each call runs within the connection's :class:`~.session.Session`: async
+calls register there by id so ``rpc.cancel`` can reach them, and tools that
+stream or report progress push through it to callers that asked
+(``"stream": true``). The ``rpc.*`` methods (:mod:`.methods`) are looked up
+after the user's tools, whose names cannot begin with ``rpc.``.
+
 It also answers the seed's message shape, ``{"func": name, "args": [...]}``,
 by mapping it onto the same tools (see :meth:`Dispatcher._legacy`).
 """
