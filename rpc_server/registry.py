@@ -109,6 +109,8 @@ class Registry(Mapping[str, Tool]):
         return registry
 
     def _put(self, tool: Tool, *, replace: bool = False) -> Tool:
+        if tool.name.startswith(RESERVED_PREFIX):
+            raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
         if tool.name in self._tools and not replace:
             raise ToolDefinitionError(f"a tool named {tool.name!r} is already registered")
         self._tools[tool.name] = tool
@@ -137,8 +139,6 @@ class Registry(Mapping[str, Tool]):
             ToolDefinitionError: the name is taken or reserved, or the schema is bad.
         """
         tool = make_tool(fn, name=name, blocking=blocking, schema=schema, description=description)
-        if tool.name.startswith(RESERVED_PREFIX):
-            raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
         return self._put(tool, replace=replace)
 
     @overload
