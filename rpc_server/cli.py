@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        # websockets logs every connection opened and closed at INFO: noise at this rate.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         registry = Registry() if args.no_builtins else builtin_tools()
         for spec in args.tools:

@@ -54,6 +54,22 @@ _STREAM = Kind.STREAM
 _EMPTY: list[Any] = []
 
 
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity inside a result, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return item  # type: ignore[no-any-return]
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+    return None
+
+
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
     return protocol.error(exc.code, exc.data, id, exc.message)
 
@@ -142,7 +158,7 @@ class Dispatcher:
             return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, obj["method"], id)
         params = obj.get("params", _EMPTY)
         try:
-            tool.validate(params)
+            params = tool.validate(params)
             if tool.kind is _SYNC:
                 if tool.context is None:  # the hot path: nothing to add
                     result = tool.fn(*params) if type(params) is list else tool.fn(**params)
@@ -193,9 +209,14 @@ class Dispatcher:
         elif kind is Left:  # jsonrpcserver's Error(...) / InvalidParams(...)
             err = result._error
             return protocol.error(err.code, err.data, id, err.message)
-        elif kind is float and not math.isfinite(result):
-            # orjson would write NaN and infinities as null: a silent wrong answer.
-            return protocol.error(codes.NOT_FINITE, f"the result would be {result!r}", id)
+        if kind is float:
+            if not math.isfinite(result):
+                # orjson would write NaN and infinities as null: a silent wrong answer.
+                return protocol.error(codes.NOT_FINITE, f"the result would be {result!r}", id)
+        elif kind is list or kind is dict or kind is tuple:
+            bad = _non_finite(result)
+            if bad is not None:
+                return protocol.error(codes.NOT_FINITE, f"the result would hold {bad!r}", id)
         return protocol.success(result, id)
 
     # -- responses ---------------------------------------------------------

@@ -34,7 +34,7 @@ def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, c
             data=f"a connection may hold at most {session.max_subscriptions} subscriptions",
         )
     topic_params = params if params is not None else []
-    found.validate(topic_params)
+    topic_params = found.validate(topic_params)
     assert session.topics is not None
     return session.topics.subscribe(found, topic_params, session).id
 
@@ -50,7 +50,7 @@ async def unsubscribe(subscription: str, ctx: Context) -> bool:
 
 def protocol_methods() -> Registry:
     """A new registry of the ``rpc.*`` methods."""
-    return Registry(
-        make_tool(fn, name=f"rpc.{fn.__name__}")  # type: ignore[attr-defined]
-        for fn in (cancel, subscribe, unsubscribe)
-    )
+    registry = Registry()
+    for fn in (cancel, subscribe, unsubscribe):
+        registry._put(make_tool(fn, name=f"rpc.{fn.__name__}"), protocol=True)
+    return registry

@@ -34,7 +34,56 @@ __all__ = [
 NOID: Any = object()
 
 DecodeError = orjson.JSONDecodeError
-decode = orjson.loads
+
+# orjson reads integers beyond 64 bits as floats. Where that would change what
+# the caller meant (an id to echo, a number to compute with) the message is
+# read again by the standard library, which keeps them exact. Deeper values
+# are not looked at: walking every message would cost more than the parse.
+_EXACT_FLOATS = 2.0**63
+
+
+def _refuse_constant(name: str) -> Any:
+    raise DecodeError(f"{name} is not valid JSON", "", 0)
+
+
+def _rounded_request(request: dict[str, Any]) -> bool:
+    value = request.get("id")
+    if type(value) is float and abs(value) >= _EXACT_FLOATS:
+        return True
+    params = request.get("params")
+    if type(params) is dict:
+        params = params.values()
+    elif type(params) is not list:
+        return False
+    for value in params:
+        if type(value) is float and abs(value) >= _EXACT_FLOATS:
+            return True
+    return False
+
+
+def _rounded(obj: Any) -> bool:
+    """True if an id or a top-level param of ``obj`` may be an integer orjson rounded."""
+    if type(obj) is dict:
+        return _rounded_request(obj)
+    if type(obj) is list:
+        return any(type(r) is dict and _rounded_request(r) for r in obj)
+    return False
+
+
+def decode(message: str | bytes) -> Any:
+    """Parse one message.
+
+    Raises:
+        DecodeError: it is not JSON (NaN and Infinity included, which JSON lacks).
+    """
+    obj = orjson.loads(message)
+    if not _rounded(obj):
+        return obj
+    try:
+        return json.loads(message, parse_constant=_refuse_constant)
+    except ValueError as exc:  # Python's limit of 4300 digits for int()
+        raise DecodeError(str(exc), "", 0) from None
+
 
 _ID_TYPES = (str, int, float, type(None))
 # "stream" is this project's one extension: a caller's opt-in to pushed parts
@@ -88,12 +137,15 @@ def error(code: int, data: Any = NODATA, id: Any = None, message: str | None = N
 
 def _dumps_fallback(obj: Any) -> bytes:
     # orjson refuses integers beyond 64 bits, which JSON allows and arithmetic
-    # tools produce; the standard library writes them. NaN stays refused.
+    # tools produce; the standard library writes them.
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
 
 
 def encode(response: dict[str, Any]) -> bytes:
     """Serialise one Response object.
+
+    orjson writes NaN and infinities as ``null``; the dispatcher refuses
+    such results before they get here (see ``dispatch._non_finite``).
 
     Raises:
         TypeError, ValueError: a result that JSON cannot carry.

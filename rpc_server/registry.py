@@ -107,7 +107,7 @@ class Registry(Mapping[str, Tool]):
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
-        for tool in tools:  # not checked for the reserved prefix: this is how rpc.* methods get in
+        for tool in tools:
             self._put(tool)
 
     @classmethod
@@ -117,7 +117,9 @@ class Registry(Mapping[str, Tool]):
         registry.include(methods)
         return registry
 
-    def _put(self, tool: Tool, *, replace: bool = False) -> Tool:
+    def _put(self, tool: Tool, *, replace: bool = False, protocol: bool = False) -> Tool:
+        if tool.name.startswith(RESERVED_PREFIX) and not protocol:
+            raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
         if tool.name in self._tools and not replace:
             raise ToolDefinitionError(f"a tool named {tool.name!r} is already registered")
         self._tools[tool.name] = tool
@@ -146,8 +148,6 @@ class Registry(Mapping[str, Tool]):
             ToolDefinitionError: the name is taken or reserved, or the schema is bad.
         """
         tool = make_tool(fn, name=name, blocking=blocking, schema=schema, description=description)
-        if tool.name.startswith(RESERVED_PREFIX):
-            raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
         return self._put(tool, replace=replace)
 
     @overload

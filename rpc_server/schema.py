@@ -10,6 +10,7 @@ failures are rewritten into sentences that name the parameter.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -28,7 +29,9 @@ __all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load"]
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
-Validator = Callable[[Any], None]
+# Checks params and returns them, floats with integral values made ints where
+# the schema says integer (JSON Schema counts 2.0 as an integer; Python does not).
+Validator = Callable[[Any], Any]
 
 _JSON_TYPES = {
     dict: "an object",
@@ -111,8 +114,13 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target: Any = fn
+    if isinstance(fn, functools.partial):
+        target = fn.func
+    elif not (inspect.isroutine(fn) or inspect.isclass(fn)):
+        target = type(fn).__call__  # a callable object: its hints are on __call__
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(target)
     except Exception as exc:
         raise ToolDefinitionError(f"cannot read the type hints of {fn!r}: {exc}") from exc
 
@@ -158,7 +166,7 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
         schema = _type_schema(hints.get(p.name, p.annotation))
         required_here = p.default is inspect.Parameter.empty
         if p.kind is p.VAR_POSITIONAL:
-            extra_items = schema
+            extra_items = {"title": p.name, **schema}
         elif p.kind is p.VAR_KEYWORD:
             extra_properties = schema
         else:
@@ -275,8 +283,25 @@ class _Explainer:
         return message
 
 
+def _integer_slots(schema: dict[str, Any]) -> tuple[frozenset[int], int | None, frozenset[str]]:
+    """Where the schema wants integers: positions, the first position of an
+    integer ``*args`` (or None), and names."""
+
+    def is_integer(sub: Any) -> bool:
+        return isinstance(sub, dict) and sub.get("type") == "integer"
+
+    then, else_ = schema.get("then", {}), schema.get("else", {})
+    items = then.get("items", [])
+    if isinstance(items, dict):
+        return frozenset(), 0 if is_integer(items) else None, frozenset()
+    positions = frozenset(i for i, sub in enumerate(items) if is_integer(sub))
+    rest = len(items) if is_integer(then.get("additionalItems")) else None
+    names = frozenset(k for k, sub in else_.get("properties", {}).items() if is_integer(sub))
+    return positions, rest, names
+
+
 def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
-    """Compile a params schema into a function that raises :class:`InvalidParamsError`.
+    """Compile a params schema into a :data:`Validator` that raises :class:`InvalidParamsError`.
 
     Raises:
         ToolDefinitionError: the schema is not valid JSON Schema.
@@ -287,15 +312,39 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
         raise ToolDefinitionError(f"the params schema of {title!r} does not compile: {exc}") from exc
     explainer = _Explainer(schema)
     failure = fastjsonschema.JsonSchemaValueException
+    positions, rest, names = _integer_slots(schema)
 
-    def validate(params: Any) -> None:
+    def invalid(exc: fastjsonschema.JsonSchemaValueException, params: Any) -> InvalidParamsError:
+        # fastjsonschema names the root "data"; ours is the params member.
+        if exc.name is not None and exc.name.startswith("data"):
+            exc.name = "params" + exc.name[4:]
+            exc.message = "params" + exc.message[4:]
+        return InvalidParamsError(explainer.explain(exc, params))
+
+    if not (positions or names or rest is not None):
+
+        def validate(params: Any) -> Any:
+            try:
+                check(params)
+            except failure as exc:
+                raise invalid(exc, params) from None
+            return params
+
+        return validate
+
+    def validate_integers(params: Any) -> Any:
         try:
             check(params)
         except failure as exc:
-            # fastjsonschema names the root "data"; ours is the params member.
-            if exc.name is not None and exc.name.startswith("data"):
-                exc.name = "params" + exc.name[4:]
-                exc.message = "params" + exc.message[4:]
-            raise InvalidParamsError(explainer.explain(exc, params)) from None
+            raise invalid(exc, params) from None
+        if type(params) is list:
+            if any(type(v) is float for v in params):
+                return [
+                    int(v) if type(v) is float and (i in positions or (rest is not None and i >= rest)) else v
+                    for i, v in enumerate(params)
+                ]
+        elif any(type(v) is float for v in params.values()):
+            return {k: int(v) if type(v) is float and k in names else v for k, v in params.items()}
+        return params
 
-    return validate
+    return validate_integers

@@ -105,13 +105,14 @@ class RpcServer:
             max_size=self._max_message_size,
             process_request=_only_known_paths,
         )
+        self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
     def port(self) -> int:
         """The port bound (the real one when 0 was asked for)."""
         if self._server is None:
             raise RuntimeError("the server is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -170,9 +171,10 @@ class RpcServer:
         limit = self.max_in_flight
         running: set[asyncio.Task[None]] = set()
         room = asyncio.Event()
+        closed: asyncio.Future[None] | None = None  # watched only once the cap is reached
 
-        def finished(task: asyncio.Task[None]) -> None:
-            running.discard(task)
+        def finished(task: asyncio.Future[Any]) -> None:
+            running.discard(task)  # type: ignore[arg-type]
             room.set()
 
         try:
@@ -186,12 +188,22 @@ class RpcServer:
                 task = asyncio.create_task(_send_when_ready(send, reply))  # type: ignore[arg-type]
                 running.add(task)
                 task.add_done_callback(finished)
-                while len(running) >= limit:
-                    room.clear()
-                    await room.wait()
+                if len(running) >= limit:
+                    # Stop reading, but not so deaf that a close goes unseen:
+                    # the close is what cancels the calls we are waiting on.
+                    if closed is None:
+                        closed = asyncio.ensure_future(ws.wait_closed())
+                        closed.add_done_callback(finished)
+                    while len(running) >= limit and not closed.done():
+                        room.clear()
+                        await room.wait()
+                    if closed.done():
+                        break
         except ConnectionClosed:
             pass
         finally:
+            if closed is not None:
+                closed.cancel()
             for task in running:
                 task.cancel()
             if running:

@@ -14,11 +14,15 @@ StartServer = Callable[..., Awaitable[RpcServer]]
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[StartServer]:
-    """A factory: ``await start_server(registry=None, **options)`` gives a running server, closed after the test."""
+    """A factory: ``await start_server(registry=None, **options)`` gives a running server, closed after the test.
+
+    It listens on 127.0.0.1, on a free port unless ``port=`` says otherwise.
+    """
     started: list[RpcServer] = []
 
     async def start(registry: Registry | None = None, **options: Any) -> RpcServer:
-        server = RpcServer(registry if registry is not None else builtin_tools(), host="127.0.0.1", port=0, **options)
+        options = {"host": "127.0.0.1", "port": 0, **options}
+        server = RpcServer(registry if registry is not None else builtin_tools(), **options)
         await server.start()
         started.append(server)
         return server

@@ -1,0 +1,363 @@
+"""The command line: ``python -m rpc_client`` and ``rpc-client``.
+
+``main(argv)`` holds all of it and returns the exit status, so tests call it
+directly; ``__main__.py`` only calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from jsonrpcclient import Error, Ok
+
+from .client import DEFAULT_TIMEOUT, Client
+from .errors import CallTimeout, ConnectError, ProtocolError, RpcConnectionError
+from .messages import Params
+from .pending import Response
+
+__all__ = [
+    "DEFAULT_URL",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_CONNECTION",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_RPC_ERROR",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "UsageError",
+    "build_parser",
+    "main",
+    "parse_params",
+    "parse_value",
+    "read_batch",
+]
+
+DEFAULT_URL = "ws://127.0.0.1:8000/ws"
+
+EXIT_OK = 0
+EXIT_RPC_ERROR = 1  # the server answered with an error (or with something that is not JSON-RPC)
+EXIT_USAGE = 2  # argparse's own status for bad usage
+EXIT_CONNECTION = 3  # no connection: refused, unreachable, or lost before the answer
+EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+EXIT_BROKEN_PIPE = 141  # and for one ended by SIGPIPE: the reader of stdout went away
+
+PROG = "rpc-client"
+
+EPILOG = """\
+examples:
+  python -m rpc_client multiply 3 4                     prints 12
+  python -m rpc_client subtract minuend=42 subtrahend=23
+  python -m rpc_client sleep 1 '"done"' --timeout 0.5   a JSON string; exits 4 on the timeout
+  python -m rpc_client --json divide 1 0                the whole response object
+  python -m rpc_client --notify multiply 3 4            no id, no answer
+  python -m rpc_client --batch calls.jsonl              one output line per call, in order
+  echo '[{"method": "add", "params": [1, 2]}]' | python -m rpc_client --batch -
+  python -m rpc_client --demo                           several calls at once, printed as they come back
+
+Each param is read as JSON when it is JSON (3, 2.5, true, null, [1,2], '"3"'),
+else as a string; name=value params are sent by name. Put -- before params
+that begin with '-' and are not numbers. A --batch file holds JSON lines, or
+one JSON array, of {"method": ..., "params": ...} objects.
+
+exit status: 0 ok, 1 the server answered with an error, 2 bad usage,
+3 cannot connect (or the connection was lost), 4 timeout, 130 interrupted,
+141 the reader of the output went away.
+"""
+
+# The calls of --demo: what the seed's client did, plus a slow one sent first to show that
+# answers come back as they are ready, not in the order asked.
+DEMO: list[tuple[str, str, list[Any]]] = [
+    ('sleep(0.2, "slow") =', "sleep", [0.2, "slow"]),
+    ("3 * 4 =", "multiply", [3, 4]),
+    ("1 + 2 =", "add", [1, 2]),
+    ("42 - 23 =", "subtract", [42, 23]),
+    ("7 / 2 =", "divide", [7, 2]),
+    ("2 ** 10 =", "pow", [2, 10]),
+    ("sum(1, 2, 3, 4) =", "sum", [1, 2, 3, 4]),
+]
+
+_NAMED = re.compile(r"([A-Za-z_][\w.-]*)=(.*)", re.DOTALL)
+
+
+class UsageError(Exception):
+    """The command line or a --batch file is not usable; the message says why."""
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rpc_client",
+        description="Call a JSON-RPC 2.0 method over WebSocket and print its result.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("method", nargs="?", metavar="METHOD", help="the method to call")
+    add("params", nargs="*", metavar="PARAM", help="a param: JSON if it parses, else a string; name=value by name")
+    add("--url", default=_env("RPC_URL", DEFAULT_URL), help="the server's endpoint (env RPC_URL; default %(default)s)")
+    add(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for the answer (default %(default)g)",
+    )
+    add("--notify", action="store_true", help="send a notification: no id, no answer, nothing printed")
+    add("--json", action="store_true", help="print the whole response object instead of the result")
+    add("--batch", metavar="FILE", help="send the calls in FILE ('-' for stdin) as one batch")
+    add("--demo", action="store_true", help="send several calls at once and print each answer as it comes")
+    add(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="what the client logs to stderr (default %(default)s)",
+    )
+    return parser
+
+
+def parse_value(text: str) -> Any:
+    """A command-line param: its JSON value when it is JSON, else the text itself."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        return text
+
+
+def _not_json(name: str) -> Any:
+    # json.loads accepts NaN and Infinity, which are not JSON: keep them as strings.
+    raise ValueError(name)
+
+
+def parse_params(args: Sequence[str]) -> Params:
+    """The params of a call from its command-line words.
+
+    Raises:
+        UsageError: params given both by position and by name.
+    """
+    positional: list[Any] = []
+    named: dict[str, Any] = {}
+    for arg in args:
+        value = parse_value(arg)
+        match = _NAMED.fullmatch(arg) if value is arg else None
+        if match:
+            named[match[1]] = parse_value(match[2])
+        else:
+            positional.append(value)
+    if positional and named:
+        raise UsageError("give params by position or as name=value, not both")
+    return named or positional
+
+
+def read_batch(source: TextIO, name: str = "the batch") -> list[tuple[str, Params]]:
+    """The calls of a --batch file: JSON lines, or one JSON array, of {"method", "params"} objects.
+
+    Raises:
+        UsageError: the file is not readable as such; the message names the line.
+    """
+    text = source.read()
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{name}: not a JSON array: {exc}") from None
+        entries = [(f"{name}: item {i}", item) for i, item in enumerate(items, 1)]
+    else:
+        entries = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append((f"{name}, line {number}", json.loads(line)))
+            except ValueError as exc:
+                raise UsageError(f"{name}, line {number}: not JSON: {exc}") from None
+    calls = [_batch_call(where, item) for where, item in entries]
+    if not calls:
+        raise UsageError(f"{name} holds no calls")
+    return calls
+
+
+def _batch_call(where: str, item: Any) -> tuple[str, Params]:
+    if not isinstance(item, dict) or not isinstance(item.get("method"), str):
+        raise UsageError(f'{where}: expected an object with a "method" string, got {json.dumps(item)[:80]}')
+    params = item.get("params")
+    if params is not None and not isinstance(params, (list, dict)):
+        raise UsageError(f"{where}: params must be an array or an object")
+    return item["method"], params
+
+
+# -- output ------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _error_line(code: Any, message: Any, data: Any) -> str:
+    line = f"error {code}: {message}"
+    if data is not None:
+        line += f": {data if isinstance(data, str) else _json(data)}"
+    return line
+
+
+def _response_object(response: Response) -> dict[str, Any]:
+    if isinstance(response, Ok):
+        return {"jsonrpc": "2.0", "result": response.result, "id": response.id}
+    error: dict[str, Any] = {"code": response.code, "message": response.message}
+    if response.data is not None:
+        error["data"] = response.data
+    return {"jsonrpc": "2.0", "error": error, "id": response.id}
+
+
+def _outcome_line(outcome: Response | ProtocolError, as_json: bool) -> str:
+    if isinstance(outcome, ProtocolError):
+        return f"error: {outcome}"
+    if as_json:
+        return _json(_response_object(outcome))
+    if isinstance(outcome, Error):
+        return _error_line(outcome.code, outcome.message, outcome.data)
+    return _json(outcome.result)
+
+
+# -- the runs ----------------------------------------------------------------
+
+
+async def _one(client: Client, method: str, params: Params, args: argparse.Namespace) -> int:
+    if args.notify:
+        await client.notification(method, params)
+        return EXIT_OK
+    response = await client.request(method, params)
+    if args.json:
+        print(_json(_response_object(response)))
+    elif isinstance(response, Ok):
+        print(_json(response.result))
+    if isinstance(response, Error):
+        if not args.json:
+            print(_error_line(response.code, response.message, response.data), file=sys.stderr)
+        return EXIT_RPC_ERROR
+    return EXIT_OK
+
+
+async def _batch(client: Client, calls: list[tuple[str, Params]], as_json: bool) -> int:
+    status = EXIT_OK
+    for outcome in await client.batch_request(calls):
+        print(_outcome_line(outcome, as_json))
+        if not isinstance(outcome, Ok):
+            status = EXIT_RPC_ERROR
+    return status
+
+
+async def _demo(client: Client) -> int:
+    print(f"connected to {client.url}; sending {len(DEMO)} calls at once")
+
+    async def one(label: str, method: str, params: list[Any]) -> tuple[str, Response]:
+        return label, await client.request(method, params)
+
+    status = EXIT_OK
+    # Tasks made here, in order, so the calls go out in the order listed.
+    tasks = [asyncio.ensure_future(one(*call)) for call in DEMO]
+    try:
+        for done in asyncio.as_completed(tasks):
+            label, response = await done
+            if isinstance(response, Ok):
+                print(label, _json(response.result), flush=True)
+            else:
+                print(label, _error_line(response.code, response.message, response.data), flush=True)
+                status = EXIT_RPC_ERROR
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return status
+
+
+async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None, params: Params) -> int:
+    async with Client(args.url, timeout=args.timeout) as client:
+        if args.demo:
+            return await _demo(client)
+        if calls is not None:
+            return await _batch(client, calls, args.json)
+        return await _one(client, args.method, params, args)
+
+
+def _usage(parser: argparse.ArgumentParser, message: str) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    modes = sum((args.demo, args.batch is not None, args.method is not None))
+    if modes != 1:
+        return _usage(parser, "give a METHOD to call, or --batch FILE, or --demo (one of them)")
+    if args.notify and args.method is None:
+        return _usage(parser, "--notify needs a METHOD")
+    logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(message)s")
+    calls: list[tuple[str, Params]] | None = None
+    params: Params = None
+    try:
+        if args.batch == "-":
+            calls = read_batch(sys.stdin, "stdin")
+        elif args.batch is not None:
+            with open(args.batch, encoding="utf-8") as source:
+                calls = read_batch(source, args.batch)
+        else:
+            params = parse_params(args.params)
+    except UsageError as exc:
+        return _usage(parser, str(exc))
+    except OSError as exc:
+        return _usage(parser, f"cannot read {args.batch}: {exc.strerror or exc}")
+    try:
+        return asyncio.run(_run(args, calls, params))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RpcConnectionError as exc:
+        hint = "; is the server running? Start one with: python -m rpc_server" if isinstance(exc, ConnectError) else ""
+        print(f"{PROG}: {exc}{hint}", file=sys.stderr)
+        return EXIT_CONNECTION
+    except CallTimeout as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except ProtocolError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_RPC_ERROR
+    except BrokenPipeError:
+        # Whoever read our output has gone (`| head -1`): stop quietly, as Unix tools do.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit, which would raise once more on the closed pipe.
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)

@@ -1,0 +1,82 @@
+"""The exceptions of ``rpc_client``, under one base.
+
+.. code-block:: text
+
+    RpcClientError
+     ├── RpcError              the server answered with a JSON-RPC error: code, message, data
+     ├── ProtocolError         the server's answer is not JSON-RPC 2.0 (a call with a bad answer fails with it)
+     ├── CallTimeout           no answer within the timeout; also a TimeoutError
+     └── RpcConnectionError    the connection is not there; also a ConnectionError
+          ├── ConnectError         it could not be opened
+          ├── ConnectionLost       it closed while the call was waiting; the call was not re-sent
+          └── ClientClosedError    the client was closed, by its owner
+
+A call fails with exactly one of them. ``CallTimeout`` is a :class:`TimeoutError`
+and the connection errors are :class:`ConnectionError`, so code that catches the
+built-in exceptions works unchanged. Every message is a sentence naming what
+happened, e.g. ``cannot connect to ws://127.0.0.1:8000/ws: connection refused``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CallTimeout",
+    "ClientClosedError",
+    "ConnectError",
+    "ConnectionLost",
+    "ProtocolError",
+    "RpcClientError",
+    "RpcConnectionError",
+    "RpcError",
+]
+
+
+class RpcClientError(Exception):
+    """Base class of every exception this package raises."""
+
+
+class RpcError(RpcClientError):
+    """The server answered the call with a JSON-RPC error object.
+
+    Args:
+        code: the error's code (-32601 is "Method not found").
+        message: the server's short description.
+        data: the server's detail, or None when it sent none.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(code, message, data)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        if self.data is None:
+            return f"{self.message} ({self.code})"
+        return f"{self.message} ({self.code}): {self.data}"
+
+
+class ProtocolError(RpcClientError):
+    """The server's answer to a call is not a valid JSON-RPC 2.0 response."""
+
+
+class CallTimeout(RpcClientError, TimeoutError):
+    """No answer came within the call's timeout; a late answer is dropped."""
+
+
+class RpcConnectionError(RpcClientError, ConnectionError):
+    """The connection to the server is not there, so the call cannot go on."""
+
+
+class ConnectError(RpcConnectionError):
+    """The connection could not be opened: refused, unreachable, timed out or rejected."""
+
+
+class ConnectionLost(RpcConnectionError):
+    """The connection closed while the call was waiting; the call was not re-sent."""
+
+
+class ClientClosedError(RpcConnectionError):
+    """The client was closed (by its owner) before the call could finish."""

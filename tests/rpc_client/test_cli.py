@@ -1,0 +1,207 @@
+"""The command line through main(argv), against a real server in a thread, and once as a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rpc_client import cli
+from rpc_client.cli import main, parse_params, parse_value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3),
+        ("2.5", 2.5),
+        ("true", True),
+        ("null", None),
+        ("[1,2]", [1, 2]),
+        ('"3"', "3"),
+        ('{"a": 1}', {"a": 1}),
+        ("hello", "hello"),
+        ("NaN", "NaN"),
+        ("-Infinity", "-Infinity"),
+        ("", ""),
+    ],
+)
+def test_a_param_is_its_json_value_when_it_is_json_else_the_text(text, value):
+    """Each word is read as JSON when it is JSON (NaN and Infinity are not), else kept as a string."""
+    assert parse_value(text) == value
+    assert type(parse_value(text)) is type(value)
+
+
+def test_name_value_words_become_named_params_and_mixing_is_refused():
+    """name=value words make a params object; a JSON string holding '=' stays positional; mixing is an error."""
+    assert parse_params(["minuend=42", "subtrahend=23"]) == {"minuend": 42, "subtrahend": 23}
+    assert parse_params(["value=a=b", "seconds=0"]) == {"value": "a=b", "seconds": 0}
+    assert parse_params(['"a=b"', "3"]) == ["a=b", 3]
+    assert parse_params([]) == []
+    with pytest.raises(cli.UsageError, match="not both"):
+        parse_params(["1", "b=2"])
+
+
+def test_multiply_prints_the_result_and_exits_0(threaded_server, capsys):
+    """`multiply 3 4` prints 12 alone on stdout and exits 0."""
+    assert main(["--url", threaded_server, "multiply", "3", "4"]) == 0
+    assert capsys.readouterr() == ("12\n", "")
+
+
+def test_named_params_json_values_and_strings_reach_the_server(threaded_server, capsys):
+    """name=value params go by name, and JSON results print as JSON."""
+    assert main(["--url", threaded_server, "subtract", "minuend=42", "subtrahend=23"]) == 0
+    assert main(["--url", threaded_server, "sleep", "seconds=0", 'value={"a": [1, 2.5, "x"]}']) == 0
+    assert main(["--url", threaded_server, "sleep", "0", "done"]) == 0
+    assert main(["--url", threaded_server, "subtract", "5", "-3"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["19", '{"a": [1, 2.5, "x"]}', '"done"', "8"]
+
+
+def test_the_url_comes_from_rpc_url_when_not_given(threaded_server, capsys, monkeypatch):
+    """RPC_URL names the server when --url is absent."""
+    monkeypatch.setenv("RPC_URL", threaded_server)
+    assert main(["add", "1", "2"]) == 0
+    assert capsys.readouterr().out == "3\n"
+
+
+def test_a_jsonrpc_error_prints_code_message_and_data_on_stderr_and_exits_1(threaded_server, capsys):
+    """An unknown method prints `error -32601: Method not found: nope` on stderr, nothing on stdout, exit 1."""
+    assert main(["--url", threaded_server, "nope"]) == 1
+    assert capsys.readouterr() == ("", "error -32601: Method not found: nope\n")
+    assert main(["--url", threaded_server, "divide", "1", "0"]) == 1
+    assert capsys.readouterr().err == "error 1001: Division by zero: divisor is 0\n"
+
+
+def test_json_prints_the_whole_response_object(threaded_server, capsys):
+    """--json prints the response object, result or error, with its id."""
+    assert main(["--url", threaded_server, "--json", "multiply", "3", "4"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"jsonrpc": "2.0", "result": 12, "id": 1}
+    assert main(["--url", threaded_server, "--json", "divide", "1", "0"]) == 1
+    response = json.loads(capsys.readouterr().out)
+    assert response["error"] == {"code": 1001, "message": "Division by zero", "data": "divisor is 0"}
+
+
+def test_notify_prints_nothing_and_exits_0(threaded_server, capsys):
+    """--notify sends a notification, waits for no answer and prints nothing."""
+    assert main(["--url", threaded_server, "--notify", "multiply", "3", "4"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_batch_file_of_json_lines_prints_one_line_per_call_in_order(threaded_server, capsys, tmp_path):
+    """--batch FILE (JSON lines) prints each call's result or error on its own line, in order; exit 1 on an error."""
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text(
+        '{"method": "sleep", "params": [0.05, "slow"]}\n'
+        "\n"
+        '{"method": "divide", "params": {"dividend": 1, "divisor": 0}}\n'
+        '{"method": "multiply", "params": [3, 4]}\n'
+    )
+    assert main(["--url", threaded_server, "--batch", str(calls)]) == 1
+    assert capsys.readouterr().out.splitlines() == ['"slow"', "error 1001: Division by zero: divisor is 0", "12"]
+
+
+def test_a_batch_array_on_stdin_with_json_prints_response_objects(threaded_server, capsys, monkeypatch):
+    """--batch - reads one JSON array from stdin; with --json each line is a response object."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO('[{"method": "add", "params": [1, 2]}, {"method": "sum"}]'))
+    assert main(["--url", threaded_server, "--batch", "-", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["result"] for line in lines] == [3, 0]
+
+
+def test_demo_prints_each_answer_as_it_comes_back(threaded_server, capsys):
+    """--demo sends its calls at once and prints `3 * 4 = 12` and the others; the slow one, sent first, comes last."""
+    assert main(["--url", threaded_server, "--demo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"connected to {threaded_server}; sending {len(cli.DEMO)} calls at once"
+    assert "3 * 4 = 12" in lines
+    assert "2 ** 10 = 1024" in lines
+    assert lines[-1] == 'sleep(0.2, "slow") = "slow"'
+    assert len(lines) == 1 + len(cli.DEMO)
+
+
+def test_an_unreachable_server_prints_one_line_naming_the_url_and_exits_3(unused_url, capsys):
+    """With nothing listening, it prints one line naming the URL and suggesting python -m rpc_server, exit 3."""
+    assert main(["--url", unused_url, "multiply", "3", "4"]) == 3
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert unused_url in err
+    assert "python -m rpc_server" in err
+    assert "Traceback" not in err
+
+
+def test_a_timeout_prints_a_sentence_and_exits_4(threaded_server, capsys):
+    """A call not answered within --timeout prints what happened and exits 4."""
+    assert main(["--url", threaded_server, "--timeout", "0.05", "sleep", "5"]) == 4
+    assert capsys.readouterr().err == f"rpc-client: no answer to 'sleep' within 0.05 s ({threaded_server})\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give a METHOD to call, or --batch FILE, or --demo"),
+        (["--demo", "multiply"], "one of them"),
+        (["add", "1", "b=2"], "not both"),
+        (["--notify", "--demo"], "--notify needs a METHOD"),
+        (["--timeout", "0", "add"], "must be more than 0"),
+        (["--batch", "/nonexistent/calls.jsonl"], "cannot read /nonexistent/calls.jsonl"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(argv, message, capsys):
+    """Bad usage prints the usage and what is wrong, and exits 2 without connecting."""
+    assert main(["--url", "ws://127.0.0.1:9/ws", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage:")
+    assert message in err
+
+
+def test_a_bad_batch_file_names_the_line_and_exits_2(tmp_path, capsys):
+    """A batch line that is not a call is reported with its line number, exit 2, before connecting."""
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"method": "add", "params": [1, 2]}\n{"params": [1]}\n')
+    assert main(["--url", "ws://127.0.0.1:9/ws", "--batch", str(calls)]) == 2
+    assert f'{calls}, line 2: expected an object with a "method" string' in capsys.readouterr().err
+
+
+def test_help_shows_examples_and_exit_codes(capsys):
+    """--help exits 0 and shows examples and the exit statuses."""
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "python -m rpc_client multiply 3 4" in out
+    assert "exit status" in out
+
+
+def test_ctrl_c_exits_130_without_a_traceback(monkeypatch, capsys):
+    """KeyboardInterrupt while running ends with exit 130 and a one-line message."""
+
+    async def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(["add", "1", "2"]) == 130
+    assert capsys.readouterr().err == "rpc-client: interrupted\n"
+
+
+def test_a_closed_output_pipe_exits_141_quietly(monkeypatch, capsys):
+    """When stdout's reader goes away (`| head -1`), it stops with exit 141 and prints no traceback."""
+
+    async def broken_pipe(*args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "_run", broken_pipe)
+    assert main(["add", "1", "2"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_python_m_rpc_client_multiply_3_4_against_a_server_process(server_process):
+    """`python -m rpc_client multiply 3 4` as a process, against `python -m rpc_server --port 0`, prints 12, exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rpc_client", "--url", server_process, "multiply", "3", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "12\n", "")

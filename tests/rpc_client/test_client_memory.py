@@ -1,0 +1,344 @@
+"""The client over the in-memory transport: the test plays the server and answers as it likes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from rpc_client import (
+    Backoff,
+    CallTimeout,
+    Client,
+    ClientClosedError,
+    ConnectError,
+    ConnectionLost,
+    MemoryConnector,
+    MemoryTransport,
+    ProtocolError,
+    RpcConnectionError,
+    RpcError,
+)
+
+URL = "memory://test"
+FAST = Backoff(initial=0.001, maximum=0.01)
+
+
+async def receive(peer: MemoryTransport):
+    async with asyncio.timeout(5):
+        return json.loads(await peer.receive())
+
+
+async def answer(peer: MemoryTransport, result, id):
+    await peer.send(json.dumps({"jsonrpc": "2.0", "result": result, "id": id}))
+
+
+@pytest.fixture
+async def connector():
+    return MemoryConnector()
+
+
+@pytest.fixture
+async def connected(connector):
+    """A client on the in-memory transport, and the peer end of its connection."""
+    async with Client(URL, connector=connector, timeout=5) as client:
+        async with asyncio.timeout(5):
+            peer = await connector.accept()
+        yield client, peer
+
+
+async def test_a_call_sends_a_jsonrpc_request_and_returns_the_result(connected):
+    """call("multiply", 3, 4) sends a 2.0 request with params by position and returns the answer's result."""
+    client, peer = connected
+    call = asyncio.ensure_future(client.call("multiply", 3, 4))
+    request = await receive(peer)
+    assert request == {"jsonrpc": "2.0", "method": "multiply", "params": [3, 4], "id": request["id"]}
+    await answer(peer, 12, request["id"])
+    assert await call == 12
+
+
+async def test_named_params_are_sent_as_an_object(connected):
+    """Keyword arguments become a params object."""
+    client, peer = connected
+    call = asyncio.ensure_future(client.call("subtract", minuend=42, subtrahend=23))
+    request = await receive(peer)
+    assert request["params"] == {"minuend": 42, "subtrahend": 23}
+    await answer(peer, 19, request["id"])
+    assert await call == 19
+
+
+async def test_mixing_positional_and_named_params_is_a_type_error_and_sends_nothing(connected):
+    """A call with both kinds of params fails locally with TypeError and nothing reaches the peer."""
+    client, peer = connected
+    with pytest.raises(TypeError, match="by position or by name, not both"):
+        await client.call("subtract", 42, subtrahend=23)
+    with pytest.raises(ValueError):
+        await client.call("add", float("nan"), 1)  # NaN is not JSON
+    await client.notify("marker")
+    assert (await receive(peer))["method"] == "marker"  # the first thing the peer ever got
+    assert client.in_flight == 0
+
+
+async def test_answers_out_of_order_reach_their_own_callers(connected):
+    """Ten calls answered in reverse order each get their own answer."""
+    client, peer = connected
+    calls = [asyncio.ensure_future(client.call("echo", n)) for n in range(10)]
+    requests = [await receive(peer) for _ in range(10)]
+    for request in reversed(requests):
+        await answer(peer, request["params"][0] * 100, request["id"])
+    assert await asyncio.gather(*calls) == [n * 100 for n in range(10)]
+    assert len({r["id"] for r in requests}) == 10
+
+
+async def test_an_unknown_id_is_dropped_and_the_right_answer_still_arrives(connected, caplog):
+    """An answer for an id nobody asked is logged at debug and the pending call is unaffected."""
+    client, peer = connected
+    call = asyncio.ensure_future(client.call("echo", "x"))
+    request = await receive(peer)
+    with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+        await answer(peer, "stranger", request["id"] + 1000)
+        await peer.send("this is not JSON")
+        await answer(peer, "mine", request["id"])
+        assert await call == "mine"
+    assert "unknown or late id" in caplog.text
+    assert "not JSON" in caplog.text
+
+
+async def test_an_error_answer_raises_rpc_error_with_code_message_and_data(connected):
+    """A JSON-RPC error becomes RpcError carrying the server's code, message and data."""
+    client, peer = connected
+    call = asyncio.ensure_future(client.call("divide", 1, 0))
+    request = await receive(peer)
+    error = {"code": 1001, "message": "Division by zero", "data": "divisor is 0"}
+    await peer.send(json.dumps({"jsonrpc": "2.0", "error": error, "id": request["id"]}))
+    with pytest.raises(RpcError) as caught:
+        await call
+    assert (caught.value.code, caught.value.message, caught.value.data) == (1001, "Division by zero", "divisor is 0")
+    assert str(caught.value) == "Division by zero (1001): divisor is 0"
+
+
+async def test_a_timeout_raises_timeout_error_and_leaves_nothing_pending(connected, caplog):
+    """A call with no answer raises a TimeoutError, leaves no entry, and its late answer is dropped."""
+    client, peer = connected
+    with pytest.raises(TimeoutError) as caught:
+        await client.call("sleep", 10, timeout=0.05)
+    assert isinstance(caught.value, CallTimeout)
+    assert "no answer to 'sleep' within 0.05 s" in str(caught.value)
+    assert client.in_flight == 0
+    request = await receive(peer)
+    with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+        await answer(peer, "late", request["id"])
+        call = asyncio.ensure_future(client.call("echo", 1))  # the connection still works
+        second = await receive(peer)
+        await answer(peer, 1, second["id"])
+        assert await call == 1
+    assert "unknown or late id" in caplog.text
+    assert client.in_flight == 0
+
+
+async def test_a_per_call_timeout_overrides_the_client_default(connector):
+    """The client's default timeout applies unless the call gives its own."""
+    async with Client(URL, connector=connector, timeout=0.05) as client:
+        with pytest.raises(CallTimeout, match=r"within 0\.05 s"):
+            await client.call("sleep", 10)
+        peer = await connector.accept()
+        call = asyncio.ensure_future(client.call("sleep", 10, timeout=5))
+        await receive(peer)
+        request = await receive(peer)
+        await answer(peer, "done", request["id"])
+        assert await call == "done"
+
+
+async def test_closing_the_client_fails_every_pending_call(connected):
+    """close() fails every call still waiting with ClientClosedError, and later calls too."""
+    client, peer = connected
+    calls = [asyncio.ensure_future(client.call("sleep", 10)) for _ in range(5)]
+    for _ in range(5):
+        await receive(peer)
+    await client.close()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, ClientClosedError) for r in results)
+    assert client.in_flight == 0
+    with pytest.raises(ClientClosedError):
+        await client.call("echo", 1)
+
+
+async def test_losing_the_connection_fails_every_pending_call_at_once(connected):
+    """When the peer closes, every call in flight fails with ConnectionLost, and without reconnect so do later ones."""
+    client, peer = connected
+    calls = [asyncio.ensure_future(client.call("sleep", 10)) for _ in range(5)]
+    for _ in range(5):
+        await receive(peer)
+    await peer.close("the server went away")
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, ConnectionLost) for r in results)
+    assert "the server went away" in str(results[0])
+    assert "not re-sent" in str(results[0])
+    assert client.in_flight == 0
+    with pytest.raises(ConnectionLost, match="does not reconnect"):
+        await client.call("echo", 1)
+
+
+async def test_the_first_connection_failing_raises_connect_error(connector):
+    """A connector that refuses makes entering the client raise ConnectError naming the URL."""
+    connector.refuse = "connection refused"
+    with pytest.raises(ConnectError, match="cannot connect to memory://test: connection refused"):
+        async with Client(URL, connector=connector):
+            pass
+
+
+async def test_reconnect_fails_in_flight_calls_and_lets_later_calls_wait_for_the_new_connection(connector):
+    """With reconnect=True the call in flight fails and is not re-sent; a call made while down is sent once back."""
+    async with Client(URL, connector=connector, reconnect=True, backoff=FAST, timeout=5) as client:
+        first_peer = await connector.accept()
+        in_flight = asyncio.ensure_future(client.call("sleep", 10))
+        await receive(first_peer)
+        connector.refuse = "the server is restarting"
+        await first_peer.close("the server went away")
+        with pytest.raises(ConnectionLost):
+            await in_flight
+        waiting = asyncio.ensure_future(client.call("echo", "after"))
+        async with asyncio.timeout(5):
+            for _ in range(3):
+                await connector.next_refusal()
+        assert not waiting.done()
+        assert connector.opened == 1
+        connector.refuse = None
+        async with asyncio.timeout(5):
+            second_peer = await connector.accept()
+        request = await receive(second_peer)
+        assert request["method"] == "echo"  # the call that was in flight was not re-sent
+        await answer(second_peer, "back", request["id"])
+        assert await waiting == "back"
+        assert client.connected
+
+
+async def test_a_call_waiting_for_a_reconnection_times_out_within_its_own_timeout(connector):
+    """A call made while reconnecting that sees no connection in time raises CallTimeout saying so."""
+    async with Client(URL, connector=connector, reconnect=True, backoff=FAST) as client:
+        peer = await connector.accept()
+        in_flight = asyncio.ensure_future(client.call("sleep", 10))
+        await receive(peer)
+        connector.refuse = "still down"
+        await peer.close()
+        with pytest.raises(ConnectionLost):
+            await in_flight  # by now the client knows the connection is gone
+        with pytest.raises(CallTimeout, match=r"no connection to send 'echo' within 0\.05 s"):
+            await client.call("echo", 1, timeout=0.05)
+        assert client.in_flight == 0
+
+
+async def test_a_batch_returns_results_in_order_with_errors_as_values(connected):
+    """batch_call sends one array and returns each member's outcome in the order asked, whatever the answer order."""
+    client, peer = connected
+    batch = asyncio.ensure_future(client.batch_call([("add", [1, 2]), ("divide", [1, 0]), ("echo", {"x": 1})]))
+    requests = await receive(peer)
+    assert isinstance(requests, list)
+    assert [r["method"] for r in requests] == ["add", "divide", "echo"]
+    add, divide, echo = requests
+    await peer.send(
+        json.dumps(
+            [
+                {"jsonrpc": "2.0", "result": {"x": 1}, "id": echo["id"]},
+                {"jsonrpc": "2.0", "error": {"code": 1001, "message": "Division by zero"}, "id": divide["id"]},
+                {"jsonrpc": "2.0", "result": 3, "id": add["id"]},
+            ]
+        )
+    )
+    first, second, third = await batch
+    assert first == 3
+    assert isinstance(second, RpcError) and second.code == 1001
+    assert third == {"x": 1}
+    assert client.in_flight == 0
+
+
+async def test_a_batch_builder_sends_calls_and_notifications_together(connected):
+    """The async-with batch sends its calls and notifications as one array and fills each handle."""
+    client, peer = connected
+
+    async def fill():
+        async with client.batch() as batch:
+            product = batch.call("multiply", 3, 4)
+            difference = batch.call("subtract", minuend=42, subtrahend=23)
+            batch.notify("log", "hello")
+        return product, difference
+
+    task = asyncio.ensure_future(fill())
+    requests = await receive(peer)
+    assert [("id" in r, r["method"]) for r in requests] == [(True, "multiply"), (True, "subtract"), (False, "log")]
+    await peer.send(
+        json.dumps(
+            [{"jsonrpc": "2.0", "result": 12 if r["method"] == "multiply" else 19, "id": r["id"]} for r in requests[:2]]
+        )
+    )
+    product, difference = await task
+    assert (product.result(), difference.result()) == (12, 19)
+
+
+async def test_a_batch_raises_connection_lost_when_the_connection_drops_before_all_answers(connected):
+    """Stray answers do not settle a half-answered batch; the lost connection then fails it as a whole."""
+    client, peer = connected
+    batch = asyncio.ensure_future(client.batch_call([("a", None), ("b", None)]))
+    first, _ = await receive(peer)
+    await answer(peer, "only", first["id"])  # a single object, then the array without the second
+    await peer.send(json.dumps([]))
+    await peer.send(json.dumps([{"jsonrpc": "2.0", "result": "x", "id": 999}]))
+    assert not batch.done()
+    await peer.close()
+    with pytest.raises(ConnectionLost):
+        await batch
+
+
+async def test_a_batch_whose_array_lacks_a_member_settles_at_once(connected):
+    """When the batch's array arrives without one member's answer, the batch returns with a ProtocolError for it."""
+    client, peer = connected
+    batch = asyncio.ensure_future(client.batch_call([("a", None), ("b", None)]))
+    first, _ = await receive(peer)
+    await peer.send(json.dumps([{"jsonrpc": "2.0", "result": "A", "id": first["id"]}]))
+    async with asyncio.timeout(5):
+        a, b = await batch
+    assert a == "A"
+    assert isinstance(b, ProtocolError)
+
+
+async def test_a_notification_has_no_id_and_awaits_no_answer(connected):
+    """notify() sends a request without an id and returns without any answer."""
+    client, peer = connected
+    async with asyncio.timeout(5):
+        await client.notify("log", "hello")
+    assert await receive(peer) == {"jsonrpc": "2.0", "method": "log", "params": ["hello"]}
+    assert client.in_flight == 0
+
+
+async def test_an_empty_batch_sends_nothing(connected):
+    """An empty batch returns [] without sending the invalid empty array."""
+    client, peer = connected
+    assert await client.batch_call([]) == []
+    await client.notify("marker")
+    assert (await receive(peer))["method"] == "marker"
+
+
+async def test_a_thousand_calls_answered_in_a_shuffled_order_each_get_their_own_answer(connected):
+    """1,000 concurrent calls answered in a scrambled order on one connection each get the answer for their id."""
+    client, peer = connected
+    calls = asyncio.gather(*(client.call("echo", n) for n in range(1000)))
+    requests = [await receive(peer) for _ in range(1000)]
+    # A fixed scramble: every 7th request first, and so on.
+    for offset in range(7):
+        for request in requests[offset::7]:
+            await answer(peer, request["params"][0], request["id"])
+    async with asyncio.timeout(10):
+        assert await calls == list(range(1000))
+    assert client.in_flight == 0
+
+
+async def test_a_call_on_a_client_never_connected_says_how_to_connect(connector):
+    """Calling before connecting raises a connection error that says to connect first, and opens nothing."""
+    client = Client(URL, connector=connector)
+    with pytest.raises(RpcConnectionError, match="not connected") as caught:
+        await client.call("echo", 1)
+    assert not isinstance(caught.value, ConnectionLost)
+    assert connector.opened == 0

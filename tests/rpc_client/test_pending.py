@@ -1,0 +1,172 @@
+"""The correlation table on its own: no transport, no socket, only futures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from jsonrpcclient import Error, Ok
+
+from rpc_client import ConnectionLost, ProtocolError
+from rpc_client.pending import PendingCalls
+
+
+def ok(result, id):
+    return {"jsonrpc": "2.0", "result": result, "id": id}
+
+
+def err(code, message, id, data=None):
+    error = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "error": error, "id": id}
+
+
+def test_ids_are_unique_and_start_at_one():
+    """Ids count up from 1, since some servers take an id of 0 for a notification."""
+    pending = PendingCalls()
+    ids = [pending.next_id() for _ in range(1000)]
+    assert ids[0] == 1
+    assert len(set(ids)) == 1000
+
+
+async def test_answers_arriving_out_of_order_go_to_their_own_callers():
+    """Three answers delivered in reverse order each settle the future of their own id."""
+    pending = PendingCalls()
+    ids = [pending.next_id() for _ in range(3)]
+    with pending.expecting(ids) as futures:
+        for id in reversed(ids):
+            pending.resolve(ok(id * 10, id))
+        assert [f.result() for f in futures] == [Ok(10, 1), Ok(20, 2), Ok(30, 3)]
+    assert len(pending) == 0
+
+
+async def test_an_error_answer_is_a_value_with_code_message_and_data():
+    """An error response settles its future with jsonrpcclient's Error, not an exception."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (future,):
+        pending.resolve(err(-32601, "Method not found", 1, data="nope"))
+        assert future.result() == Error(-32601, "Method not found", "nope", 1)
+
+
+async def test_a_batch_array_settles_each_member_by_id(caplog):
+    """A batch response in any order settles each member; a stranger in it is dropped."""
+    pending = PendingCalls()
+    with pending.expecting([1, 2, 3]) as futures:
+        with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+            pending.resolve([ok("c", 3), ok("x", 99), err(1001, "Division by zero", 1), ok("b", 2)])
+        assert [f.result() for f in futures] == [Error(1001, "Division by zero", None, 1), Ok("b", 2), Ok("c", 3)]
+    assert "unknown or late id" in caplog.text
+
+
+async def test_a_batch_array_missing_a_member_fails_that_member():
+    """A member the server's batch array leaves out fails with ProtocolError instead of waiting forever."""
+    pending = PendingCalls()
+    with pending.expecting([1, 2]) as (first, second):
+        pending.resolve([ok(1, 1)])
+        assert first.result() == Ok(1, 1)
+        with pytest.raises(ProtocolError, match="no answer for request id 2"):
+            second.result()
+
+
+async def test_unknown_ids_are_logged_at_debug_and_dropped(caplog):
+    """Answers for ids never sent, of the wrong type, or for a bool id change nothing and are logged."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (future,):
+        with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+            pending.resolve(ok("stranger", 42))
+            pending.resolve(ok("bool", True))  # True == 1 in Python, but it is not id 1
+            pending.resolve(ok("list", [1]))
+            pending.resolve({"method": "event", "params": []})  # a server-sent notification
+            pending.resolve("not an object")
+        assert not future.done()
+        assert 1 in pending
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(debug) == 5
+
+
+async def test_an_error_with_a_null_id_is_logged_as_a_warning_and_matches_no_call(caplog):
+    """An error the server could not tie to a request (id null) settles no call and is logged as a warning."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (future,):
+        with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+            pending.resolve(err(-32600, "Invalid Request", None, data="a batch may hold at most 1000"))
+        assert not future.done()
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "error -32600: Invalid Request: a batch may hold at most 1000" in caplog.text
+
+
+async def test_a_malformed_answer_for_a_known_id_fails_that_call():
+    """An answer with neither result nor error fails its call with ProtocolError rather than leaving it waiting."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (future,):
+        pending.resolve({"jsonrpc": "2.0", "id": 1})
+        with pytest.raises(ProtocolError, match=r"request id 1 is not a JSON-RPC 2\.0 response"):
+            future.result()
+
+
+async def test_a_timed_out_wait_leaves_no_entry_and_its_late_answer_is_dropped(caplog):
+    """When the waiter times out, its id leaves the table, and the answer that comes later is dropped."""
+    pending = PendingCalls()
+    id = pending.next_id()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            with pending.expecting([id]) as (future,):
+                await future
+    assert id not in pending
+    assert len(pending) == 0
+    with caplog.at_level(logging.DEBUG, logger="rpc_client"):
+        pending.resolve(ok("late", id))
+    assert "unknown or late id" in caplog.text
+    assert len(pending) == 0
+
+
+async def test_a_cancelled_wait_leaves_no_entry():
+    """Cancelling the waiting task removes its ids from the table."""
+    pending = PendingCalls()
+    entered = asyncio.Event()
+
+    async def wait():
+        with pending.expecting([1, 2]) as futures:
+            entered.set()
+            await asyncio.gather(*futures)
+
+    task = asyncio.create_task(wait())
+    async with asyncio.timeout(5):
+        await entered.wait()
+    assert len(pending) == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(pending) == 0
+
+
+async def test_fail_all_wakes_every_waiter_with_the_exception_and_empties_the_table():
+    """fail_all() fails every pending future at once, single calls and batch members alike."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (single,), pending.expecting([2, 3]) as batch:
+        pending.fail_all(ConnectionLost("the connection was lost"))
+        assert len(pending) == 0
+        for future in [single, *batch]:
+            with pytest.raises(ConnectionLost, match="was lost"):
+                future.result()
+
+
+async def test_an_answer_after_fail_all_is_dropped():
+    """Once fail_all() has run, an answer for one of those ids finds nothing to settle."""
+    pending = PendingCalls()
+    with pending.expecting([1]) as (future,):
+        pending.fail_all(ConnectionLost("gone"))
+        pending.resolve(ok(1, 1))
+        assert isinstance(future.exception(), ConnectionLost)
+
+
+async def test_registering_an_id_already_waiting_is_refused():
+    """The same id cannot be awaited twice at once, so two callers never share an answer."""
+    pending = PendingCalls()
+    with pending.expecting([1]):
+        with pytest.raises(ValueError, match="already waiting"):
+            with pending.expecting([1]):
+                pass
+        assert 1 in pending

@@ -1,0 +1,129 @@
+"""The JSON Schema files agree with the code: request.json with request_error, response.json with our replies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from rpc_server import Dispatcher, InvalidParamsError, Registry, ToolDefinitionError, builtin_tools, protocol
+from rpc_server.schema import DRAFT, compile_params, load
+
+from .corpus import CASES, MAX_BATCH, Case, corpus_registry, parse
+
+REQUEST_SCHEMA = load("request.json")
+RESPONSE_SCHEMA = load("response.json")
+GOOD = {"jsonrpc": "2.0", "method": "m"}
+
+
+def _with(**members: Any) -> dict[str, Any]:
+    return {**GOOD, **members}
+
+
+def _without(name: str, obj: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {k: v for k, v in (obj or _with(params=[1], id=1)).items() if k != name}
+
+
+# Hand-enumerated edge cases, in the spirit of hypothesis: each member at each
+# JSON type, and the values either side of every rule.
+ENVELOPES: list[Any] = [
+    GOOD,
+    _with(params=[]),
+    _with(params={}),
+    _with(params=[1, "a", None, {"k": []}]),
+    _with(params={"a": 1}),
+    _with(method=""),
+    _with(method="rpc.x"),
+    _with(method="ünïcode ✓"),
+    *(_with(id=v) for v in ["", "x", 0, -1, 7, 2**70, -(2**70), 1.5, 2.0, -0.0, 1e300, None]),
+    *(_with(id=v) for v in [True, False, [], [1], {}, {"a": 1}]),
+    *(_with(jsonrpc=v) for v in ["1.0", "2", "2.0 ", " 2.0", 2.0, 2, None, True, ["2.0"], {"v": "2.0"}]),
+    _without("jsonrpc"),
+    *(_with(method=v) for v in [1, 1.5, None, True, [], ["m"], {}]),
+    _without("method"),
+    *(_with(params=v) for v in ["x", "", 1, 1.5, None, True, False]),
+    _with(x=1),
+    _with(ID=1),
+    _with(Method="m"),
+    _with(result=1),
+    _with(error={"code": 1, "message": "m"}),
+    _with(params="x", extra=1),
+    _with(id=True, params="x"),
+    {},
+    {"foo": "boo"},
+    {"func": "multiply", "args": [3, 4]},
+    1,
+    1.5,
+    "x",
+    None,
+    True,
+]
+
+
+def _schema_valid(instance: Any) -> bool:
+    return jsonschema.Draft7Validator(REQUEST_SCHEMA).is_valid(instance)
+
+
+def test_the_schema_files_are_valid_draft_07() -> None:
+    """The envelope, response and every tool schema are themselves well-formed draft-07 schemas."""
+    for schema in [REQUEST_SCHEMA, RESPONSE_SCHEMA, *(load(f"tools/{name}.json") for name in builtin_tools())]:
+        assert schema["$schema"] == DRAFT
+        jsonschema.Draft7Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("obj", ENVELOPES, ids=lambda o: json.dumps(o)[:60])
+def test_request_schema_agrees_with_request_error_on_single_objects(obj: Any) -> None:
+    """schemas/request.json accepts exactly the objects that protocol.request_error finds no fault in."""
+    assert _schema_valid(obj) is (protocol.request_error(obj) is None)
+
+
+BATCHES: list[list[Any]] = [
+    [],
+    [GOOD],
+    [GOOD, _with(id=1), _with(params=[], id="a")],
+    [GOOD, _with(id=True)],
+    [_with(jsonrpc=2.0)],
+    [[GOOD]],
+    [1],
+    [1, 2, 3],
+    [{"foo": "boo"}, GOOD],
+    [None],
+]
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=lambda b: json.dumps(b)[:60])
+def test_request_schema_agrees_with_request_error_on_batches(batch: list[Any]) -> None:
+    """A batch is schema-valid exactly when it is not empty and request_error finds no fault in any member."""
+    assert _schema_valid(batch) is (bool(batch) and all(protocol.request_error(m) is None for m in batch))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_every_reply_fits_the_response_schema(case: Case) -> None:
+    """Whatever the corpus sends, the reply is a Response object or an array of them (spec 5)."""
+    reply = await Dispatcher(corpus_registry(), max_batch=MAX_BATCH).dispatch_async(case.message)
+    if reply is not None:
+        jsonschema.validate(parse(reply), RESPONSE_SCHEMA, cls=jsonschema.Draft7Validator)
+
+
+def test_the_built_in_schemas_ship_as_package_data() -> None:
+    """schema.load reads the files through importlib.resources, as an installed package does."""
+    assert load("tools/multiply.json")["title"] == "multiply"
+    assert REQUEST_SCHEMA["$id"] == "request.json"
+
+
+def test_a_params_validator_names_the_parameter_it_refuses() -> None:
+    """compile_params turns a schema failure into InvalidParamsError whose data names the parameter."""
+    validate = compile_params(load("tools/divide.json"), "divide")
+    validate([1, 2])
+    validate({"dividend": 1, "divisor": 2.5})
+    with pytest.raises(InvalidParamsError) as caught:
+        validate({"dividend": 1, "divisor": "2"})
+    assert caught.value.data == "parameter 'divisor' must be a number, got a string"
+
+
+def test_a_schema_that_does_not_compile_is_refused_when_the_tool_is_added() -> None:
+    """A broken params schema fails at registration, never at call time."""
+    with pytest.raises(ToolDefinitionError, match="broken"):
+        Registry().add(lambda: None, name="broken", schema={"type": "no-such-type"})
