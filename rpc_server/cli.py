@@ -19,6 +19,7 @@ from .dispatch import DEFAULT_MAX_BATCH
 from .errors import RpcServerError
 from .registry import Registry
 from .server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE_SIZE, RpcServer
+from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER
 from .tools import builtin_tools
 
 __all__ = ["build_parser", "load_tools", "main"]
@@ -96,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(env RPC_MAX_MESSAGE_SIZE; default %(default)s)",
     )
     add(
+        "--max-subscriptions",
+        type=_positive,
+        default=_env("RPC_MAX_SUBSCRIPTIONS", str(DEFAULT_MAX_SUBSCRIPTIONS)),
+        help="subscriptions one connection may hold at once; past it rpc.subscribe answers -32001 "
+        "(env RPC_MAX_SUBSCRIPTIONS; default %(default)s)",
+    )
+    add(
+        "--subscription-buffer",
+        type=_positive,
+        default=_env("RPC_SUBSCRIPTION_BUFFER", str(DEFAULT_SUBSCRIPTION_BUFFER)),
+        help="events kept per subscription for a slow reader; past it the oldest are dropped and the "
+        "next event says how many (env RPC_SUBSCRIPTION_BUFFER; default %(default)s)",
+    )
+    add(
         "--compression",
         action="store_true",
         default=_flag_env("RPC_COMPRESSION"),
@@ -157,6 +172,8 @@ async def _serve(args: argparse.Namespace, registry: Registry) -> None:
         max_batch=args.max_batch,
         max_message_size=args.max_message_size,
         compression=args.compression,
+        max_subscriptions=args.max_subscriptions,
+        subscription_buffer=args.subscription_buffer,
     )
     async with server:
         print(f"listening on {server.url}", flush=True)
