@@ -141,8 +141,8 @@ def _dumps_fallback(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
 
 
-def encode(response: dict[str, Any]) -> bytes:
-    """Serialise one Response object.
+def encode(response: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """Serialise one Response object, or a batch's array of them.
 
     orjson writes NaN and infinities as ``null``; the dispatcher refuses
     such results before they get here (see ``dispatch._non_finite``).

@@ -54,6 +54,10 @@ class Tool:
     schema: dict[str, Any]
     validate: schemas.Validator = field(repr=False, compare=False)
     context: str | None = None  # the name of the parameter that takes a Context
+    inline: bool = field(init=False, repr=False, compare=False)  # a plain call with nothing to add: the hot path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inline", self.kind is Kind.SYNC and self.context is None)
 
     @property
     def description(self) -> str:
@@ -182,8 +186,13 @@ class Registry(Mapping[str, Tool]):
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]
 
-    def get(self, name: str, default: Any = None) -> Any:  # the hot path: skip Mapping's try/except
+    def get(self, name: str, default: Any = None) -> Any:  # skip Mapping's try/except
         return self._tools.get(name, default)
+
+    @property
+    def lookup(self) -> Callable[[str], Tool | None]:
+        """``dict.get`` of the live table: a lookup with no Python frame, for the dispatcher."""
+        return self._tools.get
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tools)

@@ -1,0 +1,357 @@
+"""From raw figures to the report: medians, ratios, the issue's bars, the table and the chart.
+
+Everything here reads the document that :func:`benchmarks.runner.run` gives and adds
+to it; nothing measures. Ratios are always taken between medians of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .scenarios import SCENARIOS
+
+__all__ = ["BARS", "Bar", "render", "summarize", "write_chart", "write_json"]
+
+PEERS = ("echo", "fastapi", "node", "picows-echo")
+
+
+def _medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    good = [r for r in rounds if "failed" not in r]
+    keys = {k for r in good for k, v in r.items() if isinstance(v, int | float)}
+    return {k: statistics.median(r[k] for r in good if k in r) for k in sorted(keys)}
+
+
+def _paired(rounds: dict[str, list[dict[str, Any]]], metric: str) -> dict[str, dict[str, float]]:
+    # Ours against each peer within each round, then the spread: a round that fell on a
+    # busy patch of the machine moves both figures of its pair, less so their ratio.
+    ours = rounds.get("ours", [])
+    paired: dict[str, dict[str, float]] = {}
+    for name, theirs in rounds.items():
+        if name == "ours":
+            continue
+        ratios = [
+            a[metric] / b[metric]
+            for a, b in zip(ours, theirs, strict=False)
+            if "failed" not in a and "failed" not in b and a.get(metric) and b.get(metric)
+        ]
+        if ratios:
+            paired[name] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return paired
+
+
+def summarize(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add medians, ratios between servers, the scale drift, the deflate cost and the bars to ``doc``."""
+    scenarios = doc["scenarios"]
+    for key, section in scenarios.items():
+        medians = {name: _medians(rounds) for name, rounds in section["rounds"].items()}
+        for name, rounds in section["rounds"].items():
+            good = [r for r in rounds if "failed" not in r]
+            medians[name]["rounds_ok"] = len(good)
+            medians[name]["rounds_failed"] = len(rounds) - len(good)
+            if "errors" in medians[name]:
+                medians[name]["errors_total"] = sum(r.get("errors", 0) for r in good)
+            if key == "scale" and good:
+                _scale_memory(medians[name], good)
+        section["median"] = medians
+        section["ratios"] = {}
+        for metric in SCENARIOS[key].metrics:
+            table: dict[str, dict[str, float]] = {}
+            for a, ma in medians.items():
+                for b, mb in medians.items():
+                    if a != b and ma.get(metric.key) and mb.get(metric.key):
+                        table.setdefault(a, {})[b] = ma[metric.key] / mb[metric.key]
+            section["ratios"][metric.key] = table
+        section["paired"] = {metric.key: _paired(section["rounds"], metric.key) for metric in SCENARIOS[key].metrics}
+    if "deflate" in scenarios and "throughput" in scenarios:
+        plain = scenarios["throughput"]["median"]
+        for name, figures in scenarios["deflate"]["median"].items():
+            if plain.get(name, {}).get("calls_per_s") and figures.get("calls_per_s"):
+                figures["kept_of_plain"] = figures["calls_per_s"] / plain[name]["calls_per_s"]
+    doc["bars"] = [bar.check(doc) for bar in BARS]
+    return doc
+
+
+def _scale_memory(medians: dict[str, float], cycles: list[dict[str, Any]]) -> None:
+    # Only the first cycle starts from a server that never held the connections: later
+    # cycles reuse the memory it took (Python's allocator keeps it), so their
+    # open-minus-idle is near zero. Memory figures are the first cycle's, and the
+    # last cycle against the first shows whether memory stays flat.
+    first, last = cycles[0], cycles[-1]
+    for key in ("rss_idle_mb", "rss_open_mb", "rss_closed_mb", "kb_per_connection"):
+        medians[key] = first[key]
+    medians["rss_open_last_mb"] = last["rss_open_mb"]
+    medians["rss_closed_last_mb"] = last["rss_closed_mb"]
+    medians["rss_open_last_vs_first"] = last["rss_open_mb"] / first["rss_open_mb"]
+    medians["rss_closed_last_vs_first"] = last["rss_closed_mb"] / first["rss_closed_mb"]
+    medians["cycles"] = len(cycles)
+
+
+# -- the issue's bars --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar from issue 4: a figure of ours, alone or against a peer, and its limit."""
+
+    text: str
+    scenario: str
+    metric: str
+    peer: str | None
+    limit: float
+    at_most: bool
+
+    def value(self, doc: dict[str, Any]) -> float | None:
+        section = doc["scenarios"].get(self.scenario)
+        if section is None:
+            return None
+        medians = section["median"]
+        ours = medians.get("ours", {}).get(self.metric)
+        if ours is None:
+            return None
+        if self.peer is None:
+            return float(ours)
+        theirs = medians.get(self.peer, {}).get(self.metric)
+        if not theirs:
+            return None
+        return float(ours) / float(theirs)
+
+    def check(self, doc: dict[str, Any]) -> dict[str, Any]:
+        value = self.value(doc)
+        passed = None if value is None else (value <= self.limit if self.at_most else value >= self.limit)
+        paired = None
+        if self.peer is not None and self.scenario in doc["scenarios"]:
+            paired = doc["scenarios"][self.scenario].get("paired", {}).get(self.metric, {}).get(self.peer)
+        return {
+            "paired": paired,
+            "bar": self.text,
+            "scenario": self.scenario,
+            "metric": self.metric,
+            "peer": self.peer,
+            "value": value,
+            "limit": self.limit,
+            "at_most": self.at_most,
+            "passed": passed,
+        }
+
+
+BARS = (
+    Bar("throughput ≥ 1.1× FastAPI", "throughput", "calls_per_s", "fastapi", 1.1, False),
+    Bar("throughput ≥ 0.85× echo", "throughput", "calls_per_s", "echo", 0.85, False),
+    Bar("latency p50 ≤ 1.3× echo p50", "latency", "p50_us", "echo", 1.3, True),
+    Bar("latency p99 ≤ 2× echo p99", "latency", "p99_us", "echo", 2.0, True),
+    Bar("batch of 1,000 ≤ 1.5× Node's time", "batch", "ms", "node", 1.5, True),
+    Bar("scale: 0 errors (all cycles)", "scale", "errors_total", None, 0.0, True),
+    Bar("scale: total time ≤ FastAPI's", "scale", "total_s", "fastapi", 1.0, True),
+    Bar("scale: ≤ 20 KB RSS per open connection", "scale", "kb_per_connection", None, 20.0, True),
+    Bar("scale: RSS all open, last cycle ≤ 1.10× first", "scale", "rss_open_last_vs_first", None, 1.10, True),
+    Bar("scale: RSS after close, last cycle ≤ 1.10× first", "scale", "rss_closed_last_vs_first", None, 1.10, True),
+)
+
+
+# -- the table ------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+Column = tuple[str, Callable[[str, dict[str, Any], dict[str, Any]], str]]
+
+
+def _ours_over(metric: str) -> Column:
+    def cell(name: str, m: dict[str, Any], section: dict[str, Any]) -> str:
+        if name == "ours":
+            return ""
+        return _ratio(section["ratios"].get(metric, {}).get("ours", {}).get(name))
+
+    return (f"ours÷ {metric}", cell)
+
+
+def _field(header: str, key: str, digits: int = 0) -> Column:
+    return (header, lambda name, m, section: _num(m.get(key), digits))
+
+
+_COLUMNS: dict[str, list[Column]] = {
+    "throughput": [
+        _field("calls/s", "calls_per_s"),
+        _field("errors", "errors_total"),
+        _field("loadgen µs/call", "client_cpu_us_per_call", 1),
+        _field("server µs/call", "server_cpu_us_per_call", 1),
+        _ours_over("calls_per_s"),
+    ],
+    "latency": [
+        _field("p50 µs", "p50_us"),
+        _field("p90 µs", "p90_us"),
+        _field("p99 µs", "p99_us"),
+        _field("max µs", "max_us"),
+        _field("errors", "errors_total"),
+        _ours_over("p50_us"),
+        _ours_over("p99_us"),
+    ],
+    "batch": [
+        _field("ms", "ms", 2),
+        _field("min ms", "ms_min", 2),
+        _field("errors", "errors_total"),
+        ("how", lambda name, m, section: "pipelined" if m.get("pipelined") else "batch"),
+        _ours_over("ms"),
+    ],
+    "scale": [
+        _field("total s", "total_s", 2),
+        _field("open+calls s", "open_and_calls_s", 2),
+        _field("close s", "close_s", 2),
+        _field("errors", "errors_total"),
+        _field("RSS idle MB", "rss_idle_mb", 1),
+        _field("all open MB", "rss_open_mb", 1),
+        _field("closed MB", "rss_closed_mb", 1),
+        _field("KB/conn", "kb_per_connection", 1),
+        _field("last open MB", "rss_open_last_mb", 1),
+        _field("last closed MB", "rss_closed_last_mb", 1),
+        ("open last÷1st", lambda name, m, s: _ratio(m.get("rss_open_last_vs_first"))),
+        ("closed last÷1st", lambda name, m, s: _ratio(m.get("rss_closed_last_vs_first"))),
+        _ours_over("total_s"),
+    ],
+    "deflate": [
+        _field("calls/s", "calls_per_s"),
+        _field("errors", "errors_total"),
+        ("negotiated", lambda name, m, s: "yes" if m.get("negotiated") else "NO"),
+        ("kept of plain", lambda name, m, s: "–" if "kept_of_plain" not in m else f"{m['kept_of_plain']:.0%}"),
+        _field("loadgen µs/call", "client_cpu_us_per_call", 1),
+        _field("server µs/call", "server_cpu_us_per_call", 1),
+        _ours_over("calls_per_s"),
+    ],
+}
+
+
+def _grid(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The report as text: one table per scenario, then the bars."""
+    meta = doc["meta"]
+    lines = [
+        f"JSON-RPC over WebSocket benchmark · {meta['date']} · {meta['cores']} cores ({meta['cpu']}) · "
+        f"Python {meta['python']} · {meta['mode']} mode, medians of the rounds",
+        f"code: commit {meta.get('code', {}).get('commit') or '?'}"
+        f"{' with uncommitted changes to rpc_server/' if meta.get('code', {}).get('rpc_server_modified') else ''} · "
+        f"load average at start {meta['load_average_at_start'][0]:.2f}, "
+        f"at end {meta.get('load_average_at_end', [math.nan])[0]:.2f}",
+    ]
+    for name, reason in meta.get("skipped", {}).items():
+        lines.append(f"note: {name} {reason}")
+    for key, section in doc["scenarios"].items():
+        columns = _COLUMNS[key]
+        rounds = {n: len(r) for n, r in section["rounds"].items()}
+        lines += ["", f"{section['title']} · {max(rounds.values(), default=0)} rounds"]
+        rows = [["server", *(header for header, _ in columns)]]
+        for name in section["servers"]:
+            medians = section["median"].get(name, {})
+            label = meta["servers"].get(name, name)
+            rows.append([label, *(cell(name, medians, section) for _, cell in columns)])
+        lines += _grid(rows)
+        for name, rounds_ in section["rounds"].items():
+            for figures in rounds_:
+                if "failed" in figures:
+                    lines.append(f"  ! {name}: {figures['failed']}")
+        for name, why in section.get("warmup_failures", {}).items():
+            lines.append(f"  ! {name} warm-up: {why}")
+    if doc.get("bars"):
+        lines += ["", "issue 4 bars (ours; ratios of the medians of this run, then of the rounds paired)"]
+        for bar in doc["bars"]:
+            if bar["scenario"] not in doc["scenarios"]:
+                continue
+            mark = {True: "PASS", False: "MISS", None: "n/a "}[bar["passed"]]
+            value = "–" if bar["value"] is None else f"{bar['value']:.3g}"
+            spread = ""
+            if bar.get("paired"):
+                p = bar["paired"]
+                spread = f"  (round by round: median {p['median']:.3g}, {p['min']:.3g} to {p['max']:.3g})"
+            lines.append(f"  [{mark}] {bar['bar']}: {value}{spread}")
+    return "\n".join(lines)
+
+
+def write_json(doc: dict[str, Any], path: Path) -> Path:
+    """Write the document, raw figures and all, as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+# -- the chart -------------------------------------------------------------------------
+
+_CHART_METRICS = (
+    ("throughput", "calls_per_s", "throughput\n(↑ better)"),
+    ("latency", "p50_us", "latency p50\n(↓ better)"),
+    ("latency", "p99_us", "latency p99\n(↓ better)"),
+    ("batch", "ms", "batch 1,000\n(↓ better)"),
+    ("scale", "total_s", "scale total\n(↓ better)"),
+    ("deflate", "calls_per_s", "deflate\nthroughput (↑)"),
+)
+
+
+def write_chart(doc: dict[str, Any], path: Path) -> Path | None:
+    """Draw ours ÷ each peer for the headline figures, with the issue's bars; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    metrics = [m for m in _CHART_METRICS if m[0] in doc["scenarios"]]
+    peers = [p for p in PEERS if any(p in doc["scenarios"][s]["median"] for s, _, _ in metrics)]
+    if not metrics or not peers:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
+    width = 0.8 / len(peers)
+    for i, peer in enumerate(peers):
+        xs, ys = [], []
+        for j, (scenario, metric, _) in enumerate(metrics):
+            value = doc["scenarios"][scenario]["ratios"].get(metric, {}).get("ours", {}).get(peer)
+            if value:
+                xs.append(j + (i - (len(peers) - 1) / 2) * width)
+                ys.append(value)
+        bars = ax.bar(xs, ys, width, label=f"ours ÷ {doc['meta']['servers'].get(peer, peer)}")
+        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=2)
+    for bar in doc.get("bars", []):
+        if bar["peer"] in peers:
+            at = next((k for k, m in enumerate(metrics) if (m[0], m[1]) == (bar["scenario"], bar["metric"])), None)
+            if at is None:
+                continue
+            x = at + (peers.index(bar["peer"]) - (len(peers) - 1) / 2) * width
+            ax.plot([x - width / 2, x + width / 2], [bar["limit"]] * 2, color="black", linewidth=2)
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(metrics)), [label for _, _, label in metrics])
+    ax.set_ylabel("ratio of medians, ours ÷ peer (log scale)")
+    meta = doc["meta"]
+    ax.set_title(
+        f"rpc_server against the limit and the peers · {meta['date']} · {meta['cores']} cores · {meta['mode']} run\n"
+        "black ticks: the issue's bars",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

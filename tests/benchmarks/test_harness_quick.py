@@ -1,0 +1,48 @@
+"""The benchmark harness runs end to end in --quick mode; no figure here is judged by its size."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("picows", reason="the load generator needs picows (pip install -e '.[bench]')")
+pytest.importorskip("psutil", reason="the harness reads server memory with psutil (pip install -e '.[bench]')")
+
+from benchmarks import cli
+
+# The figure each scenario is about; the test asks only that it was measured.
+HEADLINE = {
+    "throughput": "calls_per_s",
+    "latency": "p99_us",
+    "batch": "ms",
+    "scale": "total_s",
+    "deflate": "calls_per_s",
+}
+
+
+def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_and_stops_its_servers(
+    tmp_path: Path,
+) -> None:
+    """A --quick run against ours and the echo server writes a figure per scenario and server, and leaves no process."""
+    status = cli.main(["--quick", "--servers", "ours,echo", "--out", str(tmp_path), "--no-chart"])
+
+    assert status == 0
+    [path] = tmp_path.glob("bench-quick-*.json")
+    doc = json.loads(path.read_text())
+    assert set(doc["scenarios"]) == set(HEADLINE)
+    for key, metric in HEADLINE.items():
+        section = doc["scenarios"][key]
+        for name in ("ours", "echo"):
+            rounds = section["rounds"][name]
+            assert rounds and not [r for r in rounds if "failed" in r], (key, name, rounds)
+            assert section["median"][name][metric] > 0, (key, name)
+            # Every answer was checked; a wrong one would make the figures meaningless.
+            assert section["median"][name]["errors_total"] == 0, (key, name)
+    started = [p["pid"] for section in doc["scenarios"].values() for p in section["processes"]]
+    assert len(started) == 2 * len(HEADLINE)
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
