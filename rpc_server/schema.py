@@ -300,6 +300,65 @@ def _integer_slots(schema: dict[str, Any]) -> tuple[frozenset[int], int | None, 
     return positions, rest, names
 
 
+_SIMPLE_TYPES = {"number": "_NUMBER", "integer": "_INT", "string": "_STR", "boolean": "_BOOL"}
+_PLAIN_KEYWORDS = {"type", "title", "description"}
+
+
+def _simple_type(sub: Any) -> str | None:
+    """The fast check's name for ``sub`` ('' for anything), or None if it is not that simple."""
+    if not isinstance(sub, dict) or not set(sub) <= _PLAIN_KEYWORDS:
+        return None
+    if "type" not in sub:
+        return ""
+    return _SIMPLE_TYPES.get(sub["type"]) if isinstance(sub["type"], str) else None
+
+
+def _fast_path(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """A check that accepts the common valid params of a simple schema in a few type tests.
+
+    Params it accepts are valid; params it refuses go to the full validator,
+    which decides, and explains. It exists for the hot path: fastjsonschema's
+    validator for ``multiply`` took 0.7 µs, this takes about 0.15 µs. Only
+    schemas whose params are all required and typed by plain JSON types get one.
+    """
+    then, else_ = schema.get("then"), schema.get("else")
+    if set(schema) - {"$schema", "$id", "title", "description", "if", "then", "else"}:
+        return None
+    if schema.get("if") != {"type": "array"} or not isinstance(then, dict) or not isinstance(else_, dict):
+        return None
+    items = then.get("items")
+    if not isinstance(items, list) or then.get("additionalItems") is not False:
+        return None
+    if set(then) - {"type", "items", "minItems", "additionalItems"} or then.get("minItems", 0) != len(items):
+        return None
+    by_position = [_simple_type(item) for item in items]
+    properties = else_.get("properties", {})
+    if set(else_) - {"type", "properties", "required", "additionalProperties"} or else_.get("additionalProperties"):
+        return None
+    if sorted(else_.get("required", [])) != sorted(properties):
+        return None
+    by_name = {name: _simple_type(sub) for name, sub in properties.items()}
+    if None in by_position or None in by_name.values():
+        return None
+    positional = [f"type(p[{i}]) in {kind}" for i, kind in enumerate(by_position) if kind]
+    named = [f"type(p.get({name!r})) in {kind}" if kind else f"{name!r} in p" for name, kind in by_name.items()]
+    source = (
+        "def fast(p):\n"
+        "    t = type(p)\n"
+        f"    if t is list:\n        return {' and '.join([f'len(p) == {len(items)}', *positional])}\n"
+        f"    if t is dict:\n        return {' and '.join([f'len(p) == {len(by_name)}', *named])}\n"
+        "    return False\n"
+    )
+    namespace: dict[str, Any] = {
+        "_NUMBER": frozenset((int, float)),
+        "_INT": frozenset((int,)),
+        "_STR": frozenset((str,)),
+        "_BOOL": frozenset((bool,)),
+    }
+    exec(source, namespace)  # the source is built above from type names and repr()s only
+    return namespace["fast"]  # type: ignore[no-any-return]
+
+
 def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
     """Compile a params schema into a :data:`Validator` that raises :class:`InvalidParamsError`.
 
@@ -313,6 +372,7 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
     explainer = _Explainer(schema)
     failure = fastjsonschema.JsonSchemaValueException
     positions, rest, names = _integer_slots(schema)
+    fast = _fast_path(schema) or (lambda params: False)
 
     def invalid(exc: fastjsonschema.JsonSchemaValueException, params: Any) -> InvalidParamsError:
         # fastjsonschema names the root "data"; ours is the params member.
@@ -324,6 +384,8 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
     if not (positions or names or rest is not None):
 
         def validate(params: Any) -> Any:
+            if fast(params):
+                return params
             try:
                 check(params)
             except failure as exc:
@@ -333,6 +395,8 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
         return validate
 
     def validate_integers(params: Any) -> Any:
+        if fast(params):  # it accepts only true ints where integers are wanted
+            return params
         try:
             check(params)
         except failure as exc:

@@ -1,46 +1,28 @@
-"""The WebSocket transport: accepts connections and moves frames to and from the dispatcher.
+"""The server: listens, and runs one :class:`~.connection.Connection` per client.
 
-Each connection has one read loop. A message answered by plain tools is
-answered inline, in order; one that awaits an ``async`` tool gets a task of
-its own, so a slow call never holds up the calls behind it. When a
-connection has ``max_in_flight`` such tasks, its read loop waits for one to
-finish before it reads again: backpressure, with nothing dropped. When the
-connection closes, its unfinished tasks are cancelled and awaited.
+Each connection answers a message served by plain tools at once, in the read
+that brought it; a message that awaits an ``async`` tool gets a task of its
+own, so a slow call never holds up the calls behind it (see
+:mod:`.connection` for backpressure and closing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-
-from . import codes, protocol
+from .connection import BINARY_FRAME_REPLY, PATHS, Connection
 from .dispatch import DEFAULT_MAX_BATCH, Dispatcher
 from .registry import Registry
-from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER, Send, Session
+from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
 __all__ = ["BINARY_FRAME_REPLY", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_MESSAGE_SIZE", "PATHS", "RpcServer"]
 
-logger = logging.getLogger("rpc_server")
-
-PATHS = ("/", "/ws")
 DEFAULT_MAX_IN_FLIGHT = 128
 DEFAULT_MAX_MESSAGE_SIZE = 2**20
-
-# JSON-RPC is text: a binary frame is refused as an Invalid Request, and the
-# connection stays open, since the peer may well send text next.
-BINARY_FRAME_REPLY = protocol.encode(
-    protocol.error(codes.INVALID_REQUEST, "binary frames are not accepted: send JSON-RPC as text frames")
-)
 
 
 class RpcServer:
@@ -64,6 +46,10 @@ class RpcServer:
         max_subscriptions: subscriptions one connection may hold at once.
         subscription_buffer: events kept per subscription for a slow reader;
             past it the oldest are dropped (see :mod:`.topics`).
+        ping_interval: seconds between keepalive pings; a peer that has not
+            answered one within ``ping_timeout`` seconds is cut off.
+        open_timeout: seconds a client has to complete the opening handshake.
+        close_timeout: seconds a peer has to complete the closing handshake.
     """
 
     def __init__(
@@ -79,32 +65,35 @@ class RpcServer:
         topics: Topics | None = None,
         max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
         subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 20.0,
+        open_timeout: float = 10.0,
+        close_timeout: float = 10.0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.dispatcher = Dispatcher(registry if registry is not None else builtin_tools(), max_batch=max_batch)
         self.host = host
         self.max_in_flight = max_in_flight
-        self._port = port
-        self._max_message_size = max_message_size
-        self._compression = compression
+        self.max_message_size = max_message_size
+        self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
         self.max_subscriptions = max_subscriptions
         self.subscription_buffer = subscription_buffer
-        self._server: Server | None = None
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.connections: set[Connection] = set()
+        self._port = port
+        self._server: asyncio.Server | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
-        self._server = await serve(
-            self._serve_connection,
-            self.host,
-            self._port,
-            compression="deflate" if self._compression else None,
-            max_size=self._max_message_size,
-            process_request=_only_known_paths,
-        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), self.host, self._port)
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -123,10 +112,15 @@ class RpcServer:
         """Stop accepting, and close every connection (code 1001, going away)."""
         if self._server is not None:
             self._server.close()
+        for connection in list(self.connections):
+            connection.close()
 
     async def wait_closed(self) -> None:
+        """Wait until every connection has closed and cleaned up after itself."""
         if self._server is not None:
             await self._server.wait_closed()
+        while self.connections:
+            await asyncio.gather(*(c.closed for c in list(self.connections)))
 
     async def serve_forever(self) -> None:
         if self._server is None:
@@ -151,73 +145,3 @@ class RpcServer:
             KeyError: the server has no such topic.
         """
         return self.topics.publish(topic, event)
-
-    # -- one connection --------------------------------------------------------
-
-    async def _serve_connection(self, ws: ServerConnection) -> None:
-        async def send(message: bytes) -> None:
-            try:
-                await ws.send(message, text=True)
-            except ConnectionClosed:
-                pass  # the read loop sees the close too, and cleans up
-
-        session = Session(
-            send,
-            topics=self.topics,
-            max_subscriptions=self.max_subscriptions,
-            subscription_buffer=self.subscription_buffer,
-        )
-        dispatch = self.dispatcher.dispatch
-        limit = self.max_in_flight
-        running: set[asyncio.Task[None]] = set()
-        room = asyncio.Event()
-        closed: asyncio.Future[None] | None = None  # watched only once the cap is reached
-
-        def finished(task: asyncio.Future[Any]) -> None:
-            running.discard(task)  # type: ignore[arg-type]
-            room.set()
-
-        try:
-            async for message in ws:
-                reply = dispatch(message, session) if type(message) is str else BINARY_FRAME_REPLY
-                if reply is None:
-                    continue
-                if type(reply) is bytes:
-                    await ws.send(reply, text=True)
-                    continue
-                task = asyncio.create_task(_send_when_ready(send, reply))  # type: ignore[arg-type]
-                running.add(task)
-                task.add_done_callback(finished)
-                if len(running) >= limit:
-                    # Stop reading, but not so deaf that a close goes unseen:
-                    # the close is what cancels the calls we are waiting on.
-                    if closed is None:
-                        closed = asyncio.ensure_future(ws.wait_closed())
-                        closed.add_done_callback(finished)
-                    while len(running) >= limit and not closed.done():
-                        room.clear()
-                        await room.wait()
-                    if closed.done():
-                        break
-        except ConnectionClosed:
-            pass
-        finally:
-            if closed is not None:
-                closed.cancel()
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-            await session.close()
-
-
-async def _send_when_ready(send: Send, reply: Awaitable[bytes | None]) -> None:
-    response = await reply
-    if response is not None:
-        await send(response)
-
-
-def _only_known_paths(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.partition("?")[0] in PATHS:
-        return None
-    return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: the WebSocket endpoints are / and /ws\n")

@@ -127,3 +127,69 @@ def test_a_schema_that_does_not_compile_is_refused_when_the_tool_is_added() -> N
     """A broken params schema fails at registration, never at call time."""
     with pytest.raises(ToolDefinitionError, match="broken"):
         Registry().add(lambda: None, name="broken", schema={"type": "no-such-type"})
+
+
+# The fast check that compile_params puts in front of fastjsonschema must never
+# accept what the full validator refuses: here both see the same params.
+FAST_PATH_PARAMS: list[Any] = [
+    [3, 4],
+    [3.5, -4],
+    [True, 4],
+    [None, 4],
+    ["3", 4],
+    [[3], 4],
+    [{"a": 1}, 4],
+    [3],
+    [3, 4, 5],
+    [],
+    {"a": 1, "b": 2},
+    {"a": 1.5, "b": False},
+    {"a": 1},
+    {"a": 1, "b": 2, "c": 3},
+    {"a": 1, "c": 2},
+    {"minuend": 1, "subtrahend": 2},
+    {"base": 2, "exponent": "x"},
+    {"dividend": 1, "divisor": None},
+    [2.0, 3],
+    {"a": 2.0, "b": 3},
+]
+
+
+def _fast_path_registry() -> Registry:
+    registry = builtin_tools()
+
+    @registry.tool
+    def typed(n: int, s: str, flag: bool, anything: Any) -> None: ...
+
+    @registry.tool
+    def pair(a: float, b: float) -> None: ...
+
+    return registry
+
+
+@pytest.mark.parametrize("tool", list(_fast_path_registry().values()), ids=lambda t: t.name)
+def test_the_fast_params_check_accepts_only_what_the_full_validator_accepts(tool: Any) -> None:
+    """For every tool, any params the fast check lets through pass the full fastjsonschema validator too."""
+    import fastjsonschema
+
+    from rpc_server.schema import _fast_path
+
+    fast = _fast_path(tool.schema)
+    if fast is None:
+        pytest.skip("no fast check for this schema")
+    full = fastjsonschema.compile(tool.schema)
+    extra: list[Any] = [
+        [1, "s", True, None],
+        [1, "s", 1, None],
+        [1.0, "s", True, None],
+        {"n": 1, "s": "s", "flag": False, "anything": [1]},
+        {"n": 1, "s": "s", "flag": False},
+        {"n": True, "s": "s", "flag": False, "anything": 1},
+    ]
+    accepted = 0
+    for params in FAST_PATH_PARAMS + extra:
+        if fast(params):
+            accepted += 1
+            full(params)  # raises if the fast check was wrong
+            assert tool.validate(params) == params
+    assert accepted > 0, "the corpus never reaches the fast check's accepting branch"
