@@ -74,8 +74,10 @@ def _ours(compression: bool) -> list[str]:
 
 
 def _python_peer(script: str) -> Callable[[bool], list[str]]:
+    module = f"benchmarks.peers.{script.removesuffix('.py')}"
+
     def command(compression: bool) -> list[str]:
-        return [sys.executable, str(PEERS / script), "--port", "0", *(["--compression"] if compression else [])]
+        return [sys.executable, "-m", module, "--port", "0", *(["--compression"] if compression else [])]
 
     return command
 
@@ -254,6 +256,7 @@ class ServerProcess:
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(
                 self.spec.command(self.compression),
+                cwd=HERE.parent,  # the peers run as modules of the benchmarks package
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,4 +11,21 @@ connections, and stops on SIGTERM or SIGINT:
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import argparse
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["run_peer"]
+
+Serve = Callable[[str, int, bool], Coroutine[Any, Any, None]]
+
+
+def run_peer(serve_until_stopped: Serve, description: str | None, argv: list[str] | None = None) -> None:
+    """The command line every peer shares: ``--host``, ``--port`` (0: a free one), ``--compression``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate")
+    args = parser.parse_args(argv)
+    asyncio.run(serve_until_stopped(args.host, args.port, args.compression))

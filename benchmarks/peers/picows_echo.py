@@ -10,12 +10,13 @@ Run as ``python picows_echo.py --port 0 [--compression]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 from typing import Any
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+
+from benchmarks.peers import run_peer
 
 __all__ = ["main"]
 
@@ -60,12 +61,7 @@ async def serve_until_stopped(host: str, port: int, compression: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate")
-    args = parser.parse_args(argv)
-    asyncio.run(serve_until_stopped(args.host, args.port, args.compression))
+    run_peer(serve_until_stopped, __doc__, argv)
 
 
 if __name__ == "__main__":
