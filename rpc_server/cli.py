@@ -45,6 +45,28 @@ def _flag_env(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+class _AppendOverEnv(argparse.Action):
+    """``append``, except that the flag's first use replaces a default taken from the environment."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        items = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*([] if items is self.default else items), values])
+
+
+def _log_level(text: str) -> str:
+    # argparse checks a flag against choices, but not a default from the environment.
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, not {text!r}")
+    return text.lower()
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -112,16 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--compression",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=_flag_env("RPC_COMPRESSION"),
         help="negotiate permessage-deflate; off by default, it costs about a third of the "
         "throughput on small messages (env RPC_COMPRESSION=1)",
     )
     add(
+        "--allowed-origin",
+        dest="origins",
+        action=_AppendOverEnv,
+        metavar="ORIGIN",
+        default=_env_list("RPC_ALLOWED_ORIGIN"),
+        help="accept browsers only from this Origin (e.g. https://app.example); repeatable. Clients that "
+        "send no Origin (scripts, services) are always accepted. Without it any web page the user opens "
+        "may call the tools (env RPC_ALLOWED_ORIGIN, comma-separated)",
+    )
+    add(
         "--tools",
-        action="append",
+        action=_AppendOverEnv,
         metavar="MODULE[:NAME]",
-        default=[t for t in _env("RPC_TOOLS", "").split(",") if t],
+        default=_env_list("RPC_TOOLS"),
         help="also serve the tools of a Registry or a dict of functions, imported from MODULE "
         "(NAME defaults to 'registry'); repeatable (env RPC_TOOLS, comma-separated)",
     )
@@ -133,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--log-level",
+        type=_log_level,
         default=_env("RPC_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="what goes to stderr (env RPC_LOG_LEVEL; default %(default)s)",
     )
     return parser
@@ -174,6 +207,8 @@ async def _serve(args: argparse.Namespace, registry: Registry) -> None:
         compression=args.compression,
         max_subscriptions=args.max_subscriptions,
         subscription_buffer=args.subscription_buffer,
+        # Clients that send no Origin (anything but a browser) stay welcome.
+        origins=[*args.origins, None] if args.origins else None,
     )
     async with server:
         print(f"listening on {server.url}", flush=True)

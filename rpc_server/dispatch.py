@@ -50,6 +50,9 @@ _Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None
 _NOID = protocol.NOID
 _dumps = orjson.dumps
 _request_error = protocol.request_error
+# What writing a result can raise: not JSON (TypeError, ValueError), or nested
+# deeper than orjson writes and then than Python's recursion allows.
+_UNWRITABLE = (TypeError, ValueError, RecursionError)
 # Module globals: an Enum member looked up on its class costs 0.2 µs a call.
 _SYNC = Kind.SYNC
 _ASYNC = Kind.ASYNC
@@ -138,12 +141,12 @@ class Dispatcher:
             if type(outcome) is dict:
                 try:
                     return _dumps(outcome)
-                except TypeError:  # big integers, or a result JSON cannot carry
+                except TypeError:  # big integers, or a result JSON cannot carry, or nested too deep
                     return self._encode(outcome)
             return self._reply(outcome)
         if type(obj) is list:
             return self._batch(obj, session)
-        return protocol.encode(protocol.error(codes.INVALID_REQUEST, protocol.request_error(obj)))
+        return protocol.encode(protocol.error(codes.INVALID_REQUEST, _request_error(obj)))
 
     async def dispatch_async(self, message: str | bytes, session: Session | None = None) -> bytes | None:
         """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
@@ -155,6 +158,7 @@ class Dispatcher:
     # -- one request -------------------------------------------------------
 
     def _find(self, method: str) -> Tool | None:
+        """A user's tool, else one of the rpc.* methods."""
         tool = self._get(method)
         if tool is None and method.startswith(RESERVED_PREFIX):
             tool = self._protocol.get(method)
@@ -166,7 +170,9 @@ class Dispatcher:
             return protocol.error(codes.INVALID_REQUEST, problem)
         id = obj.get("id", _NOID)
         method = obj["method"]
-        tool = self._get(method) or self._find(method)
+        tool = self._get(method)
+        if tool is None:
+            tool = self._find(method)
         if tool is None:
             return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
         params = obj.get("params", _EMPTY)
@@ -187,11 +193,19 @@ class Dispatcher:
         except Exception:
             logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
+        if id is not _NOID:
+            # Known as running from now, not from when its task first runs, so an
+            # rpc.cancel later in the same read or batch finds it.
+            session.running[id] = None
         return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID)
 
     async def _run(self, tool: Tool, params: Any, id: Any, session: Session, stream: bool) -> dict[str, Any] | None:
         task = asyncio.current_task()
-        if id is not _NOID and task is not None:
+        if id is not _NOID:
+            if id in session.cancelling:  # cancelled before it started (same read, same batch)
+                session.cancelling.discard(id)
+                session.running.pop(id, None)
+                return protocol.error(codes.REQUEST_CANCELLED, id=id)
             session.running[id] = task
         try:
             if tool.kind is _ASYNC:
@@ -207,7 +221,6 @@ class Dispatcher:
             if id is _NOID or id not in session.cancelling or task is None:
                 raise  # the connection is closing: nothing to answer
             # Cancelled by rpc.cancel: answer, and let the task live to send it.
-            session.cancelling.discard(id)
             task.uncancel()
             return protocol.error(codes.REQUEST_CANCELLED, id=id)
         except Exception:
@@ -216,6 +229,8 @@ class Dispatcher:
         finally:
             if id is not _NOID and session.running.get(id) is task:
                 del session.running[id]
+                # Also when the tool swallowed the cancellation: a later call may reuse the id.
+                session.cancelling.discard(id)
         return None if id is _NOID else self._result(result, id)
 
     @staticmethod
@@ -241,17 +256,14 @@ class Dispatcher:
     def _encode(self, response: dict[str, Any]) -> bytes:
         try:
             return protocol.encode(response)
-        except (TypeError, ValueError):
+        except _UNWRITABLE:
             id = response.get("id")
             logger.exception("the result for request id %r cannot be written as JSON", id)
             return protocol.encode(protocol.error(codes.INTERNAL_ERROR, id=id))
 
     def _reply(self, outcome: _Outcome) -> Reply:
-        if outcome is None:
-            return None
-        if type(outcome) is dict:
-            return self._encode(outcome)
-        return self._reply_later(outcome)  # type: ignore[arg-type]
+        """A request's reply, once its outcome is not a ready Response object."""
+        return None if outcome is None else self._reply_later(outcome)  # type: ignore[arg-type]
 
     async def _reply_later(self, pending: Coroutine[Any, Any, dict[str, Any] | None]) -> bytes | None:
         response = await pending
@@ -283,7 +295,7 @@ class Dispatcher:
             # One dumps for the whole array: 1,000 separate ones cost 30 times more,
             # each holding a 4 KB buffer that the allocator trims and faults back in.
             return protocol.encode(responses)
-        except (TypeError, ValueError):
+        except _UNWRITABLE:
             return protocol.encode_batch([self._encode(r) for r in responses])
 
     async def _batch_later(self, outcomes: list[_Outcome]) -> bytes | None:

@@ -39,12 +39,16 @@ def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, c
     return session.topics.subscribe(found, topic_params, session).id
 
 
-async def unsubscribe(subscription: str, ctx: Context) -> bool:
-    """End a subscription; false when this connection holds none of that id."""
+def unsubscribe(subscription: str, ctx: Context) -> bool:
+    """End a subscription; false when this connection holds none of that id.
+
+    Its tasks are cancelled here and now, so no event of it is sent after the
+    answer; they finish on their own.
+    """
     held = ctx.session.subscriptions.get(subscription)
     if held is None:
         return False
-    await held.close(reason=None)
+    held.cancel()
     return True
 
 

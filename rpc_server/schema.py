@@ -270,10 +270,8 @@ class _Explainer:
                 return f"missing required parameter {self.names[n]!r}"
         if top and rule in ("maxItems", "additionalItems", "items") and isinstance(value, list):
             return f"takes at most {len(self.names)} positional params, got {len(value)}"
-        if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}.get(
-                rule, "less than"
-            )
+        if rule in _BOUNDS:
+            bound = _BOUNDS[rule]
             return f"{self.who(name)} must be {bound} {definition.get(rule)}, got {value!r}"
         if top and rule == "not":
             return "params must be given by name"
@@ -325,6 +323,8 @@ def _fast_path(schema: dict[str, Any]) -> Callable[[Any], bool] | None:
     if set(schema) - {"$schema", "$id", "title", "description", "if", "then", "else"}:
         return None
     if schema.get("if") != {"type": "array"} or not isinstance(then, dict) or not isinstance(else_, dict):
+        return None
+    if then.get("type") != "array" or else_.get("type") != "object":
         return None
     items = then.get("items")
     if not isinstance(items, list) or then.get("additionalItems") is not False:
@@ -381,26 +381,10 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
             exc.message = "params" + exc.message[4:]
         return InvalidParamsError(explainer.explain(exc, params))
 
-    if not (positions or names or rest is not None):
+    converts = bool(positions or names or rest is not None)
 
-        def validate(params: Any) -> Any:
-            if fast(params):
-                return params
-            try:
-                check(params)
-            except failure as exc:
-                raise invalid(exc, params) from None
-            return params
-
-        return validate
-
-    def validate_integers(params: Any) -> Any:
-        if fast(params):  # it accepts only true ints where integers are wanted
-            return params
-        try:
-            check(params)
-        except failure as exc:
-            raise invalid(exc, params) from None
+    def integral(params: Any) -> Any:
+        """Valid params, with the floats that stand where integers are wanted made ints."""
         if type(params) is list:
             if any(type(v) is float for v in params):
                 return [
@@ -411,4 +395,13 @@ def compile_params(schema: dict[str, Any], title: str = "params") -> Validator:
             return {k: int(v) if type(v) is float and k in names else v for k, v in params.items()}
         return params
 
-    return validate_integers
+    def validate(params: Any) -> Any:
+        if fast(params):  # it accepts only true ints where integers are wanted
+            return params
+        try:
+            check(params)
+        except failure as exc:
+            raise invalid(exc, params) from None
+        return integral(params) if converts else params
+
+    return validate

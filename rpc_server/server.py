@@ -9,6 +9,7 @@ own, so a slow call never holds up the calls behind it (see
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -50,6 +51,10 @@ class RpcServer:
             answered one within ``ping_timeout`` seconds is cut off.
         open_timeout: seconds a client has to complete the opening handshake.
         close_timeout: seconds a peer has to complete the closing handshake.
+        origins: the ``Origin`` headers accepted (``None`` in the list for
+            clients that send none, as non-browser clients do); any when not
+            given. Set it when browsers may reach the server: otherwise any web
+            page the user opens can call its tools.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class RpcServer:
         ping_timeout: float = 20.0,
         open_timeout: float = 10.0,
         close_timeout: float = 10.0,
+        origins: Sequence[str | None] | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -84,7 +90,9 @@ class RpcServer:
         self.ping_timeout = ping_timeout
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
+        self.origins = origins
         self.connections: set[Connection] = set()
+        self.closing = False
         self._port = port
         self._server: asyncio.Server | None = None
 
@@ -105,24 +113,32 @@ class RpcServer:
 
     @property
     def url(self) -> str:
+        """The endpoint, ``ws://HOST:PORT/ws``, with the port actually bound."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}/ws"
 
     def close(self) -> None:
         """Stop accepting, and close every connection (code 1001, going away)."""
+        self.closing = True
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
             connection.close()
 
     async def wait_closed(self) -> None:
-        """Wait until every connection has closed and cleaned up after itself."""
+        """Wait until every connection has closed and cleaned up after itself.
+
+        Cancelling this wait (a timeout around it, say) leaves the connections
+        closing as they were, and the wait can be made again.
+        """
         if self._server is not None:
             await self._server.wait_closed()
         while self.connections:
-            await asyncio.gather(*(c.closed for c in list(self.connections)))
+            # asyncio.wait, not gather: a cancelled wait must not cancel what it waits for.
+            await asyncio.wait([c.closed for c in self.connections])
 
     async def serve_forever(self) -> None:
+        """Serve until cancelled, starting first if need be."""
         if self._server is None:
             await self.start()
         assert self._server is not None

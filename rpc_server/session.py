@@ -67,7 +67,8 @@ class Session:
         self.topics = topics
         self.max_subscriptions = max_subscriptions
         self.subscription_buffer = subscription_buffer
-        self.running: dict[Any, asyncio.Task[Any]] = {}
+        # Calls by request id; None until the call's task has started.
+        self.running: dict[Any, asyncio.Task[Any] | None] = {}
         self.cancelling: set[Any] = set()
         self.subscriptions: dict[str, Subscription] = {}
 
@@ -77,18 +78,22 @@ class Session:
 
     def cancel(self, id: Any) -> bool:
         """Cancel the running call with this id; False when there is none."""
-        task = self.running.get(id)
-        if task is None or task.done():
+        if id not in self.running:
+            return False
+        task = self.running[id]
+        if task is not None and task.done():
             return False
         self.cancelling.add(id)
-        task.cancel()
+        if task is not None:
+            task.cancel()
+        # else it has not started: it answers -32800 as it starts (see Dispatcher._run).
         return True
 
     async def close(self) -> None:
-        """End every subscription; the transport cancels the running calls."""
-        for subscription in list(self.subscriptions.values()):
-            await subscription.close(reason=None)
-        self.subscriptions.clear()
+        """End every subscription, and wait for their tasks; the transport cancels the running calls."""
+        tasks = [task for subscription in list(self.subscriptions.values()) for task in subscription.cancel()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Context:

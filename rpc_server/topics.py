@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import protocol
 from . import schema as schemas
 
 if TYPE_CHECKING:
@@ -58,10 +59,18 @@ class Topic:
     subscribers: set[Subscription] = field(default_factory=set, repr=False)
 
 
-class Subscription:
-    """One client's subscription to a topic, with its bounded buffer and its pump task."""
+# Queued after a source's last event: the pump then says the subscription is over.
+_END = object()
 
-    def __init__(self, id: str, topic: Topic, session: Session, buffer: int) -> None:
+
+class Subscription:
+    """One client's subscription to a topic, with its bounded buffer and its pump task.
+
+    The source (if any) is started before the pump, so a source that cannot
+    start leaves nothing behind.
+    """
+
+    def __init__(self, id: str, topic: Topic, session: Session, buffer: int, params: Any) -> None:
         self.id = id
         self.topic = topic
         self.session = session
@@ -69,14 +78,12 @@ class Subscription:
         self.buffer = buffer
         self.dropped = 0
         self._ready = asyncio.Event()
-        self._pump = asyncio.create_task(self._deliver(), name=f"subscription {id} pump")
-        self._source: asyncio.Task[None] | None = None
         self._end_reason = ""
-
-    def start_source(self, params: Any) -> None:
-        assert self.topic.source is not None
-        agen = self.topic.source(*params) if type(params) is list else self.topic.source(**params)
-        self._source = asyncio.create_task(self._feed(agen), name=f"subscription {self.id} source")
+        self._source: asyncio.Task[None] | None = None
+        if topic.source is not None:
+            agen = topic.source(*params) if type(params) is list else topic.source(**params)
+            self._source = asyncio.create_task(self._feed(agen), name=f"subscription {id} source")
+        self._pump = asyncio.create_task(self._deliver(), name=f"subscription {id} pump")
 
     def offer(self, event: Any) -> None:
         """Queue an event without waiting; the oldest goes when the buffer is full."""
@@ -91,8 +98,6 @@ class Subscription:
         try:
             async for event in agen:
                 self.offer(event)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             logger.exception("the source of subscription %s (%s) failed", self.id, self.topic.name)
             reason = "the topic's source failed"
@@ -118,21 +123,20 @@ class Subscription:
                 params: dict[str, Any] = {"subscription": self.id, "topic": self.topic.name, "event": event}
                 if self.dropped:
                     params["dropped"], self.dropped = self.dropped, 0
-                await session.notify("rpc.event", params)
+                try:
+                    await session.notify("rpc.event", params)
+                except (TypeError, ValueError, RecursionError):
+                    # A source's event JSON cannot carry: skip it, keep the subscription.
+                    logger.exception("an event of topic %r cannot be written as JSON; skipped", self.topic.name)
 
-    async def close(self, reason: str | None) -> None:
-        """Stop the source and the pump; tell the peer ``reason`` if there is one."""
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Stop the source and the pump at once; returns their tasks, to await if wanted."""
         self.topic.subscribers.discard(self)
         self.session.subscriptions.pop(self.id, None)
         tasks = [t for t in (self._source, self._pump) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if reason is not None:
-            await self.session.notify("rpc.unsubscribed", {"subscription": self.id, "reason": reason})
-
-
-_END = object()
+        return tasks
 
 
 class Topics:
@@ -172,8 +176,12 @@ class Topics:
 
         Raises:
             KeyError: there is no such topic.
+            TypeError: JSON cannot carry ``event`` (checked here, so the publisher
+                hears of it rather than each subscriber's pump).
         """
         topic = self._topics[name]
+        if topic.subscribers:
+            protocol.encode(event)
         for subscription in topic.subscribers:
             subscription.offer(event)
         return len(topic.subscribers)
@@ -185,15 +193,11 @@ class Topics:
         return sorted(self._topics)
 
     def subscribe(self, topic: Topic, params: Any, session: Session) -> Subscription:
-        subscription = Subscription(str(next(self._ids)), topic, session, session.subscription_buffer)
+        """Start a subscription of ``session`` to ``topic`` with params already validated."""
+        subscription = Subscription(str(next(self._ids)), topic, session, session.subscription_buffer, params)
         topic.subscribers.add(subscription)
         session.subscriptions[subscription.id] = subscription
-        if topic.source is not None:
-            subscription.start_source(params)
         return subscription
-
-
-MAX_CLOCK_RATE = 0.01
 
 
 async def clock(interval: float = 1.0) -> AsyncIterator[dict[str, Any]]:
