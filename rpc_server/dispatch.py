@@ -158,10 +158,10 @@ class Dispatcher:
     # -- one request -------------------------------------------------------
 
     def _find(self, method: str) -> Tool | None:
-        """A user's tool, else one of the rpc.* methods."""
+        """A user's tool, else one of the rpc.* methods (user tools cannot take their names)."""
         tool = self._get(method)
         if tool is None and method.startswith(RESERVED_PREFIX):
-            tool = self._protocol.get(method)
+            return self._protocol.get(method)  # type: ignore[no-any-return]
         return tool
 
     def _request(self, obj: Any, session: Session) -> _Outcome:
@@ -170,9 +170,7 @@ class Dispatcher:
             return protocol.error(codes.INVALID_REQUEST, problem)
         id = obj.get("id", _NOID)
         method = obj["method"]
-        tool = self._get(method)
-        if tool is None:
-            tool = self._find(method)
+        tool = self._find(method)
         if tool is None:
             return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
         params = obj.get("params", _EMPTY)
