@@ -5,11 +5,18 @@
 ...     async with Client("ws://127.0.0.1:8000/ws") as client:
 ...         print(await client.call("multiply", 3, 4))
 
+Server push, on this project's server: ``async for part in client.stream("count", 5)``,
+``await client.call("long_task", 2, progress=callback)``, and
+``async with client.subscribe("clock") as events: async for event in events``;
+cancelling the task awaiting a call cancels it on the server.
+
 The layers: :mod:`.client` (the asyncio client, its reader task and
-reconnection) and :mod:`.batch`; :mod:`.messages` and :mod:`.pending` (building
-requests, matching answers to callers; no I/O); :mod:`.transport` (the
-boundary) with :mod:`.websocket` and :mod:`.memory` under it; :mod:`.sync` (the
-blocking facade); :mod:`.backoff`, :mod:`.errors` and :mod:`.cli`.
+reconnection), :mod:`.batch`, :mod:`.streams` and :mod:`.subscription`;
+:mod:`.messages`, :mod:`.pending` and :mod:`.push` (building requests,
+matching answers and pushed notifications to callers; no I/O);
+:mod:`.transport` (the boundary) with :mod:`.websocket` and :mod:`.memory`
+under it; :mod:`.sync` (the blocking facade); :mod:`.backoff`, :mod:`.errors`
+and :mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -28,10 +35,13 @@ from .errors import (
     RpcClientError,
     RpcConnectionError,
     RpcError,
+    StreamError,
 )
 from .memory import MemoryConnector, MemoryTransport
 from .messages import Params, unwrap
-from .sync import SyncClient, connect_sync
+from .push import Event
+from .subscription import Subscription
+from .sync import SyncClient, SyncSubscription, connect_sync
 from .transport import Connector, Transport
 
 __all__ = [
@@ -47,6 +57,7 @@ __all__ = [
     "ConnectionLost",
     "Connector",
     "Error",
+    "Event",
     "MemoryConnector",
     "MemoryTransport",
     "Ok",
@@ -55,7 +66,10 @@ __all__ = [
     "RpcClientError",
     "RpcConnectionError",
     "RpcError",
+    "StreamError",
+    "Subscription",
     "SyncClient",
+    "SyncSubscription",
     "Transport",
     "connect_sync",
     "unwrap",

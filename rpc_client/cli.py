@@ -2,12 +2,19 @@
 
 ``main(argv)`` holds all of it and returns the exit status, so tests call it
 directly; ``__main__.py`` only calls it.
+
+A single call asks for progress reports (``"stream": true``) unless ``--json``
+or ``--no-progress`` says otherwise, and shows them on stderr: a tqdm bar on
+a terminal, else one line per report. Ctrl-C cancels the main task, so the
+call in flight is cancelled on the server (``rpc.cancel``) before the
+connection closes, and the exit status is 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -18,10 +25,12 @@ from typing import Any, TextIO
 
 from jsonrpcclient import Error, Ok
 
+from . import streams
 from .client import DEFAULT_TIMEOUT, Client
-from .errors import CallTimeout, ConnectError, ProtocolError, RpcConnectionError
+from .errors import CallTimeout, ConnectError, ProtocolError, RpcConnectionError, RpcError
 from .messages import Params
 from .pending import Response
+from .progress import ProgressDisplay
 
 __all__ = [
     "DEFAULT_URL",
@@ -39,6 +48,8 @@ __all__ = [
     "parse_value",
     "read_batch",
 ]
+
+INVALID_REQUEST = -32600  # the spec's code; a server refusing a member of the request answers it
 
 DEFAULT_URL = "ws://127.0.0.1:8000/ws"
 
@@ -62,11 +73,22 @@ examples:
   python -m rpc_client --batch calls.jsonl              one output line per call, in order
   echo '[{"method": "add", "params": [1, 2]}]' | python -m rpc_client --batch -
   python -m rpc_client --demo                           several calls at once, printed as they come back
+  python -m rpc_client --stream count 5                 prints 1 to 5, one line each, as they come
+  python -m rpc_client long_task 3                      a progress bar on stderr, then the result
+  python -m rpc_client long_task 3 2>progress.log       not a terminal: lines like 'progress 3/10: step 3 of 10'
+  python -m rpc_client --subscribe clock                one JSON line per tick, until Ctrl-C
+  python -m rpc_client --subscribe clock interval=0.5 --max 3
 
 Each param is read as JSON when it is JSON (3, 2.5, true, null, [1,2], '"3"'),
 else as a string; name=value params are sent by name. Put -- before params
 that begin with '-' and are not numbers. A --batch file holds JSON lines, or
-one JSON array, of {"method": ..., "params": ...} objects.
+one JSON array, of {"method": ..., "params": ...} objects. With --subscribe,
+METHOD is the topic and the params are the topic's.
+
+A single call asks the server for progress reports ("stream": true), shown on
+stderr; --json and --no-progress send a plain JSON-RPC 2.0 request instead (for
+servers that refuse unknown members). Ctrl-C during a call cancels it on the
+server (rpc.cancel) and exits 130.
 
 exit status: 0 ok, 1 the server answered with an error, 2 bad usage,
 3 cannot connect (or the connection was lost), 4 timeout, 130 interrupted,
@@ -103,6 +125,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rpc_client",
@@ -125,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--json", action="store_true", help="print the whole response object instead of the result")
     add("--batch", metavar="FILE", help="send the calls in FILE ('-' for stdin) as one batch")
     add("--demo", action="store_true", help="send several calls at once and print each answer as it comes")
+    add("--stream", action="store_true", help="print each part of a streamed result (one JSON line each) as it comes")
+    add(
+        "--subscribe",
+        action="store_true",
+        help="subscribe to the topic METHOD (params: the topic's) and print each event as a JSON line",
+    )
+    add("--max", type=_count, metavar="N", help="stop after N parts (--stream) or events (--subscribe)")
+    add(
+        "--no-progress",
+        action="store_true",
+        help='send a plain request: no "stream": true, so no progress reports are asked for '
+        "(with --stream, which needs it, the reports are not shown)",
+    )
     add(
         "--log-level",
         default="warning",
@@ -240,11 +282,25 @@ def _outcome_line(outcome: Response | ProtocolError, as_json: bool) -> str:
 # -- the runs ----------------------------------------------------------------
 
 
-async def _one(client: Client, method: str, params: Params, args: argparse.Namespace) -> int:
+async def _one(client: Client, method: str, params: Params, args: argparse.Namespace, refused: Refusals) -> int:
     if args.notify:
         await client.notification(method, params)
         return EXIT_OK
-    response = await client.request(method, params)
+    display = None if args.json or args.no_progress else ProgressDisplay(method)
+    try:
+        response = await _ask(client, method, params, display, refused)
+        if display is not None and response is None:
+            # A server strict about the members of a request (jsonrpcserver's schema is)
+            # refuses "stream": true, with an error it cannot tie to our id. -32600
+            # means it ran nothing, so asking again, plainly, cannot run the call twice.
+            response = await _ask(client, method, params, None, refused)
+    finally:
+        if display is not None:
+            display.close()
+    if response is None:
+        error = refused.last["error"]
+        print(_error_line(error.get("code"), error.get("message"), error.get("data")), file=sys.stderr)
+        return EXIT_RPC_ERROR
     if args.json:
         print(_json(_response_object(response)))
     elif isinstance(response, Ok):
@@ -253,6 +309,87 @@ async def _one(client: Client, method: str, params: Params, args: argparse.Names
         if not args.json:
             print(_error_line(response.code, response.message, response.data), file=sys.stderr)
         return EXIT_RPC_ERROR
+    return EXIT_OK
+
+
+class Refusals:
+    """Errors with a null id: this run sends one request at a time, so such an error is that request's."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, error: dict[str, Any]) -> None:
+        self.last = error
+        self.event.set()
+
+
+async def _ask(
+    client: Client, method: str, params: Params, display: ProgressDisplay | None, refused: Refusals
+) -> Response | None:
+    """The answer to one request, or None if the server refused it unread (an error with a null id)."""
+    refused.event.clear()
+    call = asyncio.ensure_future(client.request(method, params, progress=display))
+    refusal = asyncio.ensure_future(refused.event.wait())
+    try:
+        await asyncio.wait({call, refusal}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        refusal.cancel()
+        if not call.done():
+            call.cancel()
+            # Let the call take its cancellation (and queue its rpc.cancel) before we go on,
+            # or out: on Ctrl-C the connection closes right after.
+            await asyncio.wait({call})
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if refused.event.is_set():
+            return None
+        raise
+
+
+async def _stream(client: Client, method: str, params: Params, args: argparse.Namespace) -> int:
+    display = ProgressDisplay(method)
+    received = 0
+    try:
+        # streams.parts takes params as they go on the wire, so a param may be named "timeout".
+        progress = None if args.no_progress else display  # a stream always opts in; --no-progress hides the reports
+        async with contextlib.aclosing(streams.parts(client, method, params, None, progress)) as parts:
+            async for part in parts:
+                display.print(_json(part))
+                received += 1
+                if args.max is not None and received >= args.max:
+                    break  # leaving the stream cancels the rest on the server
+    except RpcError as exc:
+        print(_error_line(exc.code, exc.message, exc.data), file=sys.stderr)
+        return EXIT_RPC_ERROR
+    finally:
+        display.close()
+    return EXIT_OK
+
+
+async def _subscribe(client: Client, topic: str, params: Params, args: argparse.Namespace) -> int:
+    taken = 0
+    try:
+        async with client.subscribe(topic, params or None) as events:
+            async for event in events:
+                if args.json:
+                    line: dict[str, Any] = {"subscription": event.subscription, "topic": event.topic}
+                    line["event"] = event.data
+                    if event.dropped:
+                        line["dropped"] = event.dropped
+                    print(_json(line), flush=True)
+                else:
+                    if event.dropped:
+                        print(f"{PROG}: {event.dropped} event(s) lost before this one", file=sys.stderr)
+                    print(_json(event.data), flush=True)
+                taken += 1
+                if args.max is not None and taken >= args.max:
+                    return EXIT_OK
+    except RpcError as exc:
+        print(_error_line(exc.code, exc.message, exc.data), file=sys.stderr)
+        return EXIT_RPC_ERROR
+    print(f"{PROG}: the server ended the subscription: {events.reason}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -290,12 +427,17 @@ async def _demo(client: Client) -> int:
 
 
 async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None, params: Params) -> int:
-    async with Client(args.url, timeout=args.timeout) as client:
+    refused = Refusals()
+    async with Client(args.url, timeout=args.timeout, on_unmatched_error=refused) as client:
         if args.demo:
             return await _demo(client)
         if calls is not None:
             return await _batch(client, calls, args.json)
-        return await _one(client, args.method, params, args)
+        if args.stream:
+            return await _stream(client, args.method, params, args)
+        if args.subscribe:
+            return await _subscribe(client, args.method, params, args)
+        return await _one(client, args.method, params, args, refused)
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:
@@ -316,6 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage(parser, "give a METHOD to call, or --batch FILE, or --demo (one of them)")
     if args.notify and args.method is None:
         return _usage(parser, "--notify needs a METHOD")
+    if args.stream and args.subscribe:
+        return _usage(parser, "--stream and --subscribe do not go together")
+    if (args.stream or args.subscribe) and (args.method is None or args.notify):
+        flag = "--stream" if args.stream else "--subscribe"
+        return _usage(parser, f"{flag} needs a METHOD (for --subscribe, a topic) and no --notify")
+    if args.max is not None and not (args.stream or args.subscribe):
+        return _usage(parser, "--max goes with --stream or --subscribe")
     logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(message)s")
     calls: list[tuple[str, Params]] | None = None
     params: Params = None

@@ -19,6 +19,22 @@ Connection loss, and reconnecting (``reconnect=True``):
 - The first connection (``async with`` / :meth:`Client.connect`) is not
   retried: a wrong URL or a server that is not up fails fast, with
   :class:`ConnectError`.
+- Subscriptions end with the connection (their iteration raises the
+  connection error); subscribe again once reconnected.
+
+Server push (the server's ``rpc.*`` convention, see ``rpc_server/session.py``):
+
+- :meth:`Client.stream` and ``call(..., progress=...)`` send ``"stream": true``
+  and take the ``rpc.part`` / ``rpc.progress`` notifications for their id;
+  :meth:`Client.subscribe` takes the ``rpc.event`` notifications of its
+  subscription. The reader routes them through
+  :class:`~rpc_client.pending.PendingCalls`, as it does answers.
+- Cancellation is ordinary task cancellation: when the task awaiting a call
+  (or iterating a stream) is cancelled, when the call times out, or when a
+  stream is left before its end, the client sends ``rpc.cancel`` with that id
+  by itself. It never waits for that send and never fails because of it: it
+  goes out in the background, on the connection the call was sent on, if that
+  is still open.
 """
 
 from __future__ import annotations
@@ -27,10 +43,11 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from . import streams
 from .backoff import Backoff
 from .batch import Batch
 from .errors import (
@@ -42,8 +59,10 @@ from .errors import (
     RpcClientError,
     RpcConnectionError,
 )
-from .messages import Params, batch_pair, dumps, message, outcome_value, params_from, unwrap
+from .messages import Params, batch_pair, cancel_message, dumps, message, outcome_value, params_from, unwrap
 from .pending import PendingCalls, Response
+from .push import DEFAULT_EVENT_BUFFER, Inbox, ProgressCallback
+from .subscription import Subscription
 from .transport import Connector, Transport
 from .websocket import connect as websocket_connect
 
@@ -53,6 +72,8 @@ logger = logging.getLogger("rpc_client")
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# How long close() lets rpc.cancel messages still being sent go out before it closes the connection.
+_FLUSH_TIMEOUT = 1.0
 
 
 class Client:
@@ -70,6 +91,12 @@ class Client:
         backoff: the delays between reconnection attempts.
         connector: opens connections; WebSocket by default
             (:func:`rpc_client.websocket.connect`), an in-memory one in tests.
+        send_cancel: send ``rpc.cancel`` for a call its caller abandoned
+            (see the module docstring). Turn it off for a server that does not
+            know ``rpc.cancel`` and answers it with an error.
+        on_unmatched_error: called with each error response whose id is null
+            (the server could not read a message, so no call can be matched
+            to it by the specification's rules); it is logged either way.
     """
 
     def __init__(
@@ -81,6 +108,8 @@ class Client:
         reconnect: bool = False,
         backoff: Backoff | None = None,
         connector: Connector | None = None,
+        send_cancel: bool = True,
+        on_unmatched_error: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
@@ -88,7 +117,9 @@ class Client:
         self.reconnect = reconnect
         self.backoff = backoff if backoff is not None else Backoff()
         self._connector: Connector = connector if connector is not None else websocket_connect
-        self._pending = PendingCalls()
+        self.send_cancel = send_cancel
+        self._pending = PendingCalls(on_orphan=self._end_orphan, on_unmatched_error=on_unmatched_error)
+        self._background: set[asyncio.Task[None]] = set()  # rpc.cancel and the like, on their way out
         self._transport: Transport | None = None
         self._reader: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
@@ -134,6 +165,11 @@ class Client:
             await _cancel_and_wait(self._reconnecting)
         self._pending.fail_all(ClientClosedError(f"the client for {self.url} was closed before the answer came"))
         self._wake()
+        if self._background:
+            # Let rpc.cancel for the calls just abandoned (Ctrl-C) reach the server before the close does.
+            _, still_sending = await asyncio.wait(self._background, timeout=_FLUSH_TIMEOUT)
+            for task in still_sending:
+                task.cancel()
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.close()
@@ -151,17 +187,32 @@ class Client:
 
     # -- calls -----------------------------------------------------------------
 
-    async def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Call ``method`` and return its result.
 
         ``call("multiply", 3, 4)`` sends params by position, ``call("subtract",
-        minuend=42, subtrahend=23)`` by name. For a param named ``timeout``, use
-        :meth:`request`.
+        minuend=42, subtrahend=23)`` by name. For a param named ``timeout`` or
+        ``progress``, use :meth:`request`.
+
+        Cancelling the task that awaits the call, or its timeout, sends
+        ``rpc.cancel`` for it (see the module docstring).
 
         Args:
             method: the method's name.
             args: params by position.
             timeout: seconds to wait for the answer; None for the client's default.
+            progress: ``callback(done, total, message)``, plain or async, called
+                in this task for each progress report, before the result comes.
+                The request then carries ``"stream": true``; if the method
+                streams parts, they are gathered and returned as one list, as
+                without it (except that a stream of no parts answers 0, not []).
             kwargs: params by name.
 
         Raises:
@@ -170,16 +221,26 @@ class Client:
             RpcError: the server answered with an error.
             CallTimeout: no answer within the timeout.
             RpcConnectionError: no connection, or it was lost while waiting.
-            ProtocolError: the server's answer is not JSON-RPC 2.0.
+            ProtocolError: the server's answer (or a progress report) is not JSON-RPC 2.0
+                as this client reads it; StreamError, when parts were lost.
         """
-        return unwrap(await self.request(method, params_from(args, kwargs), timeout=timeout))
+        return unwrap(await self.request(method, params_from(args, kwargs), timeout=timeout, progress=progress))
 
-    async def request(self, method: str, params: Params = None, *, timeout: float | None = None) -> Response:
+    async def request(
+        self,
+        method: str,
+        params: Params = None,
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
         """Call ``method`` with params as they go on the wire; return the answer as a value.
 
         Returns jsonrpcclient's ``Ok(result, id)`` or ``Error(code, message, data, id)``
         rather than raising for a JSON-RPC error. Raises as :meth:`call` does otherwise.
         """
+        if progress is not None:
+            return await streams.request_with_progress(self, method, params, timeout, progress)
         id = self._pending.next_id()
         text = dumps(message(method, params, id))
         responses = await self._exchange(text, [id], f"{method!r}", timeout)
@@ -187,6 +248,73 @@ class Client:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def stream(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> AsyncGenerator[Any, None]:
+        """Call a method that streams its result, and yield each part as it arrives.
+
+        ``async for part in client.stream("count", 5): ...``. The request carries
+        ``"stream": true``; the iteration ends when the call's answer comes,
+        after every part pushed before it. Leaving the loop early (``break``,
+        an exception, cancellation) sends ``rpc.cancel`` for the call: at once
+        on cancellation or an exception, and after a ``break`` once the
+        iterator is closed (``contextlib.aclosing``) or collected.
+
+        Args:
+            method: the method's name.
+            args: params by position.
+            timeout: seconds for the whole call, from sending it to its answer,
+                counted while this iterator waits; None for the client's default.
+            progress: as for :meth:`call`.
+            kwargs: params by name.
+
+        Raises:
+            RpcError: the call failed, after the parts that came before the error were yielded.
+            StreamError: the answer is not the number of parts received (a part
+                was lost, or the method does not stream).
+            CallTimeout, RpcConnectionError, ProtocolError, TypeError: as for :meth:`call`.
+        """
+        return streams.parts(self, method, params_from(args, kwargs), timeout, progress)
+
+    def subscribe(
+        self,
+        topic: str,
+        params: Params = None,
+        /,
+        *,
+        timeout: float | None = None,
+        buffer: int = DEFAULT_EVENT_BUFFER,
+        **named: Any,
+    ) -> Subscription:
+        """Subscribe to a topic, for the duration of an ``async with`` block.
+
+        ``async with client.subscribe("clock", interval=0.5) as events:
+        async for event in events: print(event.data)``. Entering sends
+        ``rpc.subscribe``; leaving sends ``rpc.unsubscribe``, and waits for its
+        answer unless the block ends by cancellation or the connection is gone.
+
+        Args:
+            topic: the topic's name.
+            params: the topic's params as they go on the wire (a dict or a list),
+                for names that clash with this method's own; else give them by name.
+            timeout: seconds for the subscribe and unsubscribe calls; None for the client's default.
+            buffer: the events kept for a consumer slower than the server;
+                past it the oldest are dropped and counted in the next event's ``dropped``.
+            named: the topic's params by name.
+
+        Raises:
+            TypeError: params given both ways.
+            ValueError: ``buffer`` is less than 1.
+        """
+        if params is not None and named:
+            raise TypeError("give the topic's params as one dict or list, or by name, not both")
+        return Subscription(self, topic, named or params, timeout=timeout, buffer=buffer)
 
     async def notify(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
         """Send a notification: no id, and no answer is awaited or will come.
@@ -231,7 +359,32 @@ class Client:
         """
         return Batch(self, timeout)
 
+    # -- internals: push ---------------------------------------------------------
+
+    def _cancel_on_server(self, transport: Transport, ids: list[int]) -> None:
+        """Tell the server to stop calls nobody waits for any more, without waiting or failing."""
+        if ids and self.send_cancel:
+            self._send_in_background(transport, dumps(cancel_message(ids)), f"rpc.cancel for {ids}")
+
+    def _end_orphan(self, subscription: Any) -> None:
+        """End a subscription whose subscribe call was abandoned before its answer came."""
+        if self._transport is not None:
+            text = dumps(message("rpc.unsubscribe", {"subscription": subscription}, None))
+            self._send_in_background(self._transport, text, f"rpc.unsubscribe for {subscription!r}")
+
+    def _send_in_background(self, transport: Transport, text: str, what: str) -> None:
+        # Only on the connection the call was made on: a new one's server never heard of its id.
+        if self._closed or transport is not self._transport:
+            return
+        task = asyncio.get_running_loop().create_task(_send_quietly(transport, text, what))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # -- internals -------------------------------------------------------------
+
+    def _seconds(self, timeout: float | None) -> float | None:
+        seconds = self.timeout if timeout is None else timeout
+        return None if seconds is not None and math.isinf(seconds) else seconds
 
     async def _send_batch(
         self, entries: list[tuple[str, Params, bool]], timeout: float | None
@@ -253,12 +406,20 @@ class Client:
         return outcomes  # type: ignore[return-value]
 
     async def _exchange(
-        self, text: str, ids: list[int], what: str, timeout: float | None
+        self,
+        text: str,
+        ids: list[int],
+        what: str,
+        timeout: float | None,
+        listener: Inbox | None = None,
+        subscription: bool = False,
     ) -> list[Response | BaseException]:
-        """Send ``text`` and await the answers to ``ids`` (none for notifications), within the timeout."""
-        seconds = self.timeout if timeout is None else timeout
-        if seconds is not None and math.isinf(seconds):
-            seconds = None
+        """Send ``text`` and await the answers to ``ids`` (none for notifications), within the timeout.
+
+        If the wait is cancelled (by the caller, or by the timeout), the calls
+        not yet answered are cancelled on the server too.
+        """
+        seconds = self._seconds(timeout)
         deadline = asyncio.timeout(seconds)
         stage = "no connection to send"
         try:
@@ -268,11 +429,17 @@ class Client:
                 if not ids:
                     await transport.send(text)
                     return []
-                with self._pending.expecting(ids) as futures:
-                    await transport.send(text)
-                    if len(futures) == 1:
-                        return [await futures[0]]
-                    return await asyncio.gather(*futures, return_exceptions=True)
+                with self._pending.expecting(ids, listener=listener, subscription=subscription) as futures:
+                    try:
+                        await transport.send(text)
+                        if len(futures) == 1:
+                            return [await futures[0]]
+                        return await asyncio.gather(*futures, return_exceptions=True)
+                    except asyncio.CancelledError:
+                        # Awaiting a future and being cancelled cancels the future too: that is no answer.
+                        unanswered = [id for id, f in zip(ids, futures, strict=True) if f.cancelled() or not f.done()]
+                        self._cancel_on_server(transport, unanswered)
+                        raise
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -361,6 +528,13 @@ class Client:
             self._reconnecting = None
             self._attach(transport)
             return
+
+
+async def _send_quietly(transport: Transport, text: str, what: str) -> None:
+    try:
+        await transport.send(text)
+    except Exception as exc:  # best effort: the connection may be going, which ends the call anyway
+        logger.debug("could not send %s: %s", what, exc)
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:

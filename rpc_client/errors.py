@@ -5,6 +5,7 @@
     RpcClientError
      ├── RpcError              the server answered with a JSON-RPC error: code, message, data
      ├── ProtocolError         the server's answer is not JSON-RPC 2.0 (a call with a bad answer fails with it)
+     │    └── StreamError          a streamed call's answer is not the count of the parts received
      ├── CallTimeout           no answer within the timeout; also a TimeoutError
      └── RpcConnectionError    the connection is not there; also a ConnectionError
           ├── ConnectError         it could not be opened
@@ -30,6 +31,7 @@ __all__ = [
     "RpcClientError",
     "RpcConnectionError",
     "RpcError",
+    "StreamError",
 ]
 
 
@@ -60,6 +62,14 @@ class RpcError(RpcClientError):
 
 class ProtocolError(RpcClientError):
     """The server's answer to a call is not a valid JSON-RPC 2.0 response."""
+
+
+class StreamError(ProtocolError):
+    """A streamed call ended with an answer other than the count of the parts received.
+
+    Either a part was lost on the way, or the method does not stream (its
+    answer is a plain result, not a count). The parts already yielded stand.
+    """
 
 
 class CallTimeout(RpcClientError, TimeoutError):

@@ -12,7 +12,17 @@ from jsonrpcclient import Error, Ok, notification, request
 from .errors import ProtocolError, RpcError
 from .pending import Response
 
-__all__ = ["Params", "batch_pair", "dumps", "message", "outcome_value", "params_from", "unwrap"]
+__all__ = [
+    "Params",
+    "batch_pair",
+    "cancel_message",
+    "dumps",
+    "message",
+    "outcome_value",
+    "params_from",
+    "streamed_message",
+    "unwrap",
+]
 
 # A call's params as JSON-RPC sends them: an array (by position), an object (by name), or none.
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
@@ -60,6 +70,21 @@ def message(method: str, params: Params, id: int | None) -> dict[str, Any]:
     if id is None:
         return notification(method, params)  # type: ignore[arg-type]
     return request(method, params, id=id)  # type: ignore[arg-type]
+
+
+def streamed_message(method: str, params: Params, id: int) -> dict[str, Any]:
+    """A Request object that opts in to server push with the extra member ``"stream": true``.
+
+    Raises:
+        TypeError: as :func:`message`.
+    """
+    return {**message(method, params, id), "stream": True}
+
+
+def cancel_message(ids: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
+    """The ``rpc.cancel`` notification for one request id, or a batch of them for several."""
+    notes = [message("rpc.cancel", {"id": id}, None) for id in ids]
+    return notes[0] if len(notes) == 1 else notes
 
 
 def outcome_value(outcome: Response | ProtocolError) -> Any:

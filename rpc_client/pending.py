@@ -1,11 +1,12 @@
 """The correlation table: request ids to the futures of the calls awaiting them; no I/O.
 
-This is the one place where answers meet their callers. The client draws an id
-(:meth:`PendingCalls.next_id`, unique for the table's life, so per connection),
-registers it with :meth:`PendingCalls.expecting` while it sends and waits, and
-its reader feeds every decoded message to :meth:`PendingCalls.resolve`. Each
-future gets jsonrpcclient's ``Ok`` or ``Error`` (errors as values); the caller
-decides whether to raise.
+This is the one place where answers, and what the server pushes, meet their
+callers. The client draws an id (:meth:`PendingCalls.next_id`, unique for the
+table's life, so per connection), registers it with
+:meth:`PendingCalls.expecting` while it sends and waits, and its reader feeds
+every decoded message to :meth:`PendingCalls.resolve`. Each future gets
+jsonrpcclient's ``Ok`` or ``Error`` (errors as values); the caller decides
+whether to raise.
 
 - Out of order is the normal case: answers are matched by id, never by position.
 - An answer with an unknown id (a late one, after its call timed out or was
@@ -20,6 +21,22 @@ decides whether to raise.
   those calls run into their timeout.
 - :meth:`PendingCalls.fail_all` wakes every waiter with one exception, when
   the connection is lost or the client is closed.
+
+Server push (the convention is in the server's ``rpc_server/session.py``):
+a message with a ``method`` is a notification, never an answer.
+
+- ``rpc.part`` and ``rpc.progress`` carry a request id: they go to the
+  :class:`Listener` of that call, if it registered one (it sent
+  ``"stream": true``), before its answer, in the order they came.
+- ``rpc.event`` and ``rpc.unsubscribed`` carry a subscription id. The answer
+  to a call registered with ``subscription=True`` is that id; the listener is
+  filed under it the moment the answer is read, so no event that follows it
+  can slip past. ``rpc.unsubscribed`` is the last one a listener gets.
+- Anything else (another server's own notifications, a push for a call that
+  did not ask, a request from the server) is logged at debug and dropped.
+- A subscribe call abandoned before its answer (cancelled, timed out) leaves
+  a subscription on the server: when its answer comes, the id goes to
+  ``on_orphan`` so the client can end it.
 """
 
 from __future__ import annotations
@@ -28,26 +45,43 @@ import asyncio
 import copy
 import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from jsonrpcclient import Error, Ok, parse
 
 from .errors import ProtocolError
 
-__all__ = ["PendingCalls", "Response"]
+__all__ = ["Listener", "PendingCalls", "Response", "is_id"]
 
 logger = logging.getLogger("rpc_client")
 
 Response: TypeAlias = Ok | Error
 
 
+# The notifications routed by request id, and those routed by subscription id.
+_CALL_PUSH = frozenset(("rpc.part", "rpc.progress"))
+_SUBSCRIPTION_PUSH = frozenset(("rpc.event", "rpc.unsubscribed"))
+
+
+class Listener(Protocol):
+    """Where the notifications pushed for one call or subscription go; called from the reader, must not block."""
+
+    def push(self, method: str, params: dict[str, Any]) -> None:
+        """One notification, in the order received."""
+
+    def fail(self, exc: BaseException) -> None:
+        """No more will come: the connection is gone (for subscriptions; a call's future says it)."""
+
+
 @dataclass(slots=True)
 class _Call:
     future: asyncio.Future[Response]
     group: int
+    listener: Listener | None = None
+    subscription: bool = False
 
 
 def _key(id: Any) -> Any:
@@ -58,14 +92,35 @@ def _key(id: Any) -> Any:
     return id
 
 
-class PendingCalls:
-    """Calls sent and not yet answered, by request id."""
+def is_id(value: Any) -> bool:
+    """Whether a value from the wire can be a request or subscription id of ours (a string or a number)."""
+    return _key(value) is not None
 
-    def __init__(self) -> None:
+
+class PendingCalls:
+    """Calls sent and not yet answered, by request id; subscriptions, by subscription id.
+
+    Args:
+        on_orphan: called with the id of a subscription whose subscribe call
+            was abandoned before its answer came; nobody listens to it.
+        on_unmatched_error: called with each error whose id is null, after it
+            is logged: the owner may know more than the table (the CLI, which
+            sent one request only, knows whose it is).
+    """
+
+    def __init__(
+        self,
+        on_orphan: Callable[[Any], None] | None = None,
+        on_unmatched_error: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         # Ids start at 1: some servers (rpc-websockets) take an id of 0 for a notification.
         self._ids = itertools.count(1)
         self._groups = itertools.count(1)
         self._calls: dict[Any, _Call] = {}
+        self._subscriptions: dict[Any, Listener] = {}
+        self._abandoned: set[Any] = set()  # subscribe calls left before their answer
+        self._on_orphan = on_orphan
+        self._on_unmatched_error = on_unmatched_error
 
     def next_id(self) -> int:
         """A new request id, never given before by this table."""
@@ -77,16 +132,31 @@ class PendingCalls:
     def __contains__(self, id: object) -> bool:
         return id in self._calls
 
+    @property
+    def subscriptions(self) -> int:
+        """How many subscriptions have a listener."""
+        return len(self._subscriptions)
+
     @contextmanager
-    def expecting(self, ids: Iterable[int]) -> Iterator[list[asyncio.Future[Response]]]:
+    def expecting(
+        self, ids: Iterable[int], *, listener: Listener | None = None, subscription: bool = False
+    ) -> Iterator[list[asyncio.Future[Response]]]:
         """Register ``ids`` (one request, or a batch's requests) for the duration of the block.
 
         Yields their futures, in the order of ``ids``. Must be used with a running event loop.
 
+        Args:
+            ids: the request ids.
+            listener: gets what is pushed for this call (one id only), until its answer.
+            subscription: the call is a subscribe: once it answers a subscription
+                id, ``listener`` gets that subscription's events.
+
         Raises:
-            ValueError: an id is already waiting for its answer.
+            ValueError: an id is already waiting for its answer, or a listener is given for several ids.
         """
         ids = list(ids)
+        if (listener is not None or subscription) and len(ids) != 1:
+            raise ValueError("a listener or a subscription takes exactly one request id")
         loop = asyncio.get_running_loop()
         group = next(self._groups)
         futures: list[asyncio.Future[Response]] = []
@@ -96,7 +166,7 @@ class PendingCalls:
         try:
             for id in ids:
                 future: asyncio.Future[Response] = loop.create_future()
-                self._calls[id] = _Call(future, group)
+                self._calls[id] = _Call(future, group, listener, subscription)
                 futures.append(future)
             yield futures
         finally:
@@ -104,31 +174,50 @@ class PendingCalls:
                 call = self._calls.get(id)
                 if call is not None and call.future is future:
                     del self._calls[id]
+                    if subscription:
+                        self._abandoned.add(id)
                 if future.done() and not future.cancelled():
                     # Mark an exception set by fail_all() as seen, in case its waiter was cancelled
                     # at the same moment: asyncio would otherwise log "never retrieved".
                     future.exception()
 
+    def forget(self, subscription: Any) -> bool:
+        """Stop routing a subscription's events (they are dropped from now on); False if it had no listener."""
+        return self._subscriptions.pop(subscription, None) is not None
+
+    def listening(self, subscription: Any) -> bool:
+        """Whether a subscription still has a listener (the server has not ended it)."""
+        return subscription in self._subscriptions
+
     def resolve(self, message: Any) -> None:
-        """Hand a decoded message (a Response object, or a batch's array of them) to its callers."""
+        """Hand a decoded message (a Response object, a batch's array of them, or a notification) to its callers."""
         if isinstance(message, list):
             groups: set[int] = set()
             for item in message:
+                if _is_notification(item):
+                    self._route(item)
+                    continue
                 group = self._resolve_one(item)
                 if group is not None:
                     groups.add(group)
             if groups:
                 self._fail_unanswered(groups)
+        elif _is_notification(message):
+            self._route(message)
         else:
             self._resolve_one(message)
 
     def fail_all(self, exc: BaseException) -> None:
-        """Fail every pending call with (a copy of) ``exc`` and empty the table."""
+        """Fail every pending call and subscription with (a copy of) ``exc`` and empty the tables."""
         calls, self._calls = self._calls, {}
         for call in calls.values():
             if not call.future.done():
                 # A copy each: one instance raised in many tasks would pile up all their tracebacks.
                 call.future.set_exception(copy.copy(exc))
+        subscriptions, self._subscriptions = self._subscriptions, {}
+        for listener in subscriptions.values():
+            listener.fail(copy.copy(exc))
+        self._abandoned.clear()  # their answers will never come now
 
     # -- internals -------------------------------------------------------------
 
@@ -137,9 +226,14 @@ class PendingCalls:
         key = _key(obj.get("id")) if isinstance(obj, dict) else None
         call = self._calls.pop(key, None) if key is not None else None
         if call is None:
-            self._drop(obj)
+            if key in self._abandoned:
+                self._orphaned(key, obj)
+            else:
+                self._drop(obj)
             return None
         if call.future.done():  # its waiter is leaving; expecting() cleans up
+            if call.subscription:
+                self._orphaned(key, obj)
             return call.group
         try:
             response = parse(obj)
@@ -148,8 +242,41 @@ class PendingCalls:
                 ProtocolError(f"the answer to request id {key!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
             )
         else:
+            if call.subscription and call.listener is not None and isinstance(response, Ok):
+                subscription = _key(response.result)
+                if subscription is not None:
+                    # Filed now, before the reader reads on: the first event may be the very next message.
+                    self._subscriptions[subscription] = call.listener
             call.future.set_result(response)  # type: ignore[arg-type]
         return call.group
+
+    def _orphaned(self, key: Any, obj: Any) -> None:
+        """The answer to a subscribe call nobody waits for any more: hand its subscription id to on_orphan."""
+        self._abandoned.discard(key)
+        subscription = _key(obj.get("result")) if isinstance(obj, dict) else None
+        logger.debug("the answer to abandoned subscribe call %r came: %s", key, _short(obj))
+        if subscription is not None and self._on_orphan is not None:
+            self._on_orphan(subscription)
+
+    def _route(self, obj: dict[str, Any]) -> None:
+        """Hand a notification from the server to the listener it names, or drop it."""
+        method, params = obj.get("method"), obj.get("params")
+        listener: Listener | None = None
+        if "id" in obj or not isinstance(params, dict):
+            pass  # a request to us (we serve none), or not a push of ours
+        elif method in _CALL_PUSH:
+            call = self._calls.get(_key(params.get("id")))
+            if call is not None and not call.future.done():
+                listener = call.listener
+        elif method in _SUBSCRIPTION_PUSH:
+            key = _key(params.get("subscription"))
+            listener = self._subscriptions.get(key)
+            if listener is not None and method == "rpc.unsubscribed":
+                del self._subscriptions[key]
+        if listener is None:
+            logger.debug("dropping a notification nobody listens to: %s", _short(obj))
+            return
+        listener.push(method, params)  # type: ignore[arg-type]
 
     def _fail_unanswered(self, groups: set[int]) -> None:
         for id, call in list(self._calls.items()):
@@ -160,8 +287,7 @@ class PendingCalls:
                         ProtocolError(f"the server's batch response has no answer for request id {id!r}")
                     )
 
-    @staticmethod
-    def _drop(obj: Any) -> None:
+    def _drop(self, obj: Any) -> None:
         if isinstance(obj, dict) and obj.get("id", 0) is None and isinstance(obj.get("error"), dict):
             error = obj["error"]
             logger.warning(
@@ -170,8 +296,15 @@ class PendingCalls:
                 error.get("message"),
                 "" if error.get("data") is None else f": {error['data']}",
             )
+            if self._on_unmatched_error is not None:
+                self._on_unmatched_error(obj)
             return
         logger.debug("dropping a message for no pending call (unknown or late id): %s", _short(obj))
+
+
+def _is_notification(obj: Any) -> bool:
+    # A Response object never has a "method"; whatever has one is the server speaking first.
+    return isinstance(obj, dict) and "method" in obj
 
 
 def _short(obj: Any, limit: int = 200) -> str:

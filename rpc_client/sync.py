@@ -6,24 +6,34 @@ answer. The correlation, timeouts and errors are the async client's own code;
 only the thread hop is added. Because the loop is not the caller's, this also
 works where a loop is already running in the calling thread (Jupyter). Calls
 from several threads at once share the one connection.
+
+Streams and subscriptions are the async client's iterators, pulled one item
+at a time from the calling thread (:meth:`SyncClient.stream`,
+:meth:`SyncClient.subscribe`). Leaving a loop early, or Ctrl-C while one
+waits, cancels the pending step on the client's loop, which sends
+``rpc.cancel`` for a stream as the async client does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .client import Client
 from .messages import Params
 from .pending import Response
+from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
+from .subscription import Subscription
 
-__all__ = ["SyncClient", "connect_sync"]
+__all__ = ["SyncClient", "SyncSubscription", "connect_sync"]
 
 T = TypeVar("T")
+
+_END = object()
 
 
 class SyncClient:
@@ -46,13 +56,61 @@ class SyncClient:
     def connected(self) -> bool:
         return self._client.connected
 
-    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """Call ``method`` and return its result (see :meth:`Client.call`)."""
-        return self._run(self._client.call(method, *args, timeout=timeout, **kwargs))
+    def call(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` and return its result (see :meth:`Client.call`).
 
-    def request(self, method: str, params: Params = None, *, timeout: float | None = None) -> Response:
+        A ``progress`` callback runs on the client's loop thread: keep it short.
+        """
+        return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
+
+    def request(
+        self,
+        method: str,
+        params: Params = None,
+        *,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Response:
         """Call ``method``; return ``Ok`` or ``Error`` (see :meth:`Client.request`)."""
-        return self._run(self._client.request(method, params, timeout=timeout))
+        return self._run(self._client.request(method, params, timeout=timeout, progress=progress))
+
+    def stream(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None = None,
+        progress: ProgressCallback | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Call a method that streams its result; iterate its parts as they arrive (see :meth:`Client.stream`).
+
+        ``for part in client.stream("count", 5): ...``; leaving the loop early
+        sends ``rpc.cancel``. A ``progress`` callback runs on the client's loop thread.
+        """
+        return self._iterate(self._client.stream(method, *args, timeout=timeout, progress=progress, **kwargs))
+
+    def subscribe(
+        self,
+        topic: str,
+        params: Params = None,
+        /,
+        *,
+        timeout: float | None = None,
+        buffer: int = DEFAULT_EVENT_BUFFER,
+        **named: Any,
+    ) -> SyncSubscription:
+        """Subscribe for a ``with`` block: ``with client.subscribe("clock") as events: for event in events:``.
+
+        Takes the arguments of :meth:`Client.subscribe`, and raises as it does.
+        """
+        return SyncSubscription(self, self._client.subscribe(topic, params, timeout=timeout, buffer=buffer, **named))
 
     def notify(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
         """Send a notification (see :meth:`Client.notify`)."""
@@ -83,6 +141,19 @@ class SyncClient:
     ) -> None:
         self.close()
 
+    def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
+        """An async iterator of the client's, pulled one item at a time from this thread."""
+        puller = _Puller(source)
+        try:
+            while True:
+                item = self._run(puller.next())
+                if item is _END:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            if self._thread.is_alive():
+                asyncio.run_coroutine_threadsafe(puller.close(), self._loop).result()
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if not self._thread.is_alive():
             coro.close()
@@ -94,6 +165,78 @@ class SyncClient:
             # Ctrl-C in the calling thread: cancel the call on the loop too, so nothing is left behind.
             future.cancel()
             raise
+
+
+class SyncSubscription:
+    """A subscription for blocking code; made by :meth:`SyncClient.subscribe`.
+
+    Iterating it blocks for each :class:`~rpc_client.push.Event`, and ends as
+    the async :class:`~rpc_client.subscription.Subscription` does.
+    """
+
+    def __init__(self, owner: SyncClient, subscription: Subscription) -> None:
+        self._owner = owner
+        self._subscription = subscription
+
+    @property
+    def id(self) -> Any:
+        return self._subscription.id
+
+    @property
+    def topic(self) -> str:
+        return self._subscription.topic
+
+    @property
+    def reason(self) -> str | None:
+        return self._subscription.reason
+
+    @property
+    def active(self) -> bool:
+        return self._subscription.active
+
+    def unsubscribe(self, *, wait: bool = True) -> None:
+        """End the subscription (see :meth:`Subscription.unsubscribe`)."""
+        self._owner._run(self._subscription.unsubscribe(wait=wait))
+
+    def __enter__(self) -> SyncSubscription:
+        self._owner._run(self._subscription.__aenter__())
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._owner._thread.is_alive():
+            self._owner._run(self._subscription.__aexit__(exc_type, exc, tb))
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._owner._iterate(self._subscription)
+
+
+class _Puller(Generic[T]):
+    """Steps an async iterator on the client's loop, one item per call, and closes it there."""
+
+    def __init__(self, source: AsyncIterator[T]) -> None:
+        self._source = source
+        self._step: asyncio.Task[Any] | None = None
+
+    async def next(self) -> T | object:
+        self._step = asyncio.current_task()
+        try:
+            return await anext(self._source)
+        except StopAsyncIteration:
+            return _END
+        finally:
+            self._step = None
+
+    async def close(self) -> None:
+        # A step cancelled from the calling thread (Ctrl-C) may still be unwinding: let it finish first.
+        step = self._step
+        if step is not None:
+            step.cancel()
+            await asyncio.wait([step])
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def connect_sync(url: str, **options: Any) -> SyncClient:

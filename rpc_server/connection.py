@@ -36,6 +36,7 @@ from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
@@ -72,6 +73,17 @@ BACKLOG_LOW = 4
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _DATA = frozenset((_TEXT, _BINARY, _CONT))
 _OPEN = State.OPEN
+
+
+def _is_cancel(data: Any) -> bool:
+    """Whether a text message is one rpc.cancel notification (the substring test keeps it cheap)."""
+    if b"rpc.cancel" not in data:
+        return False
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return type(message) is dict and message.get("method") == "rpc.cancel" and "id" not in message
 
 
 class Connection(asyncio.Protocol):
@@ -133,13 +145,20 @@ class Connection(asyncio.Protocol):
                 # Frames that came behind a refused handshake are not to be run.
                 continue
             elif event.opcode in _DATA:
-                self.backlog.append(event)
+                if not (self.backlog or len(self.running) >= self.limit):
+                    self.backlog.append(event)
+                    self._process_backlog()  # at once, so that a later frame of this read sees its effects
+                elif event.opcode is _TEXT and event.fin and _is_cancel(event.data):
+                    # At the cap, a cancel must not queue behind the very calls it would
+                    # free a slot from: it runs now (it needs no task), ahead of its turn.
+                    self._message(event.data)  # type: ignore[arg-type]
+                else:
+                    self.backlog.append(event)
             elif event.opcode is _PONG:
                 # Seen at once, even at the in-flight cap: a peer that answers is alive.
                 self._pong(event.data)
             # websockets answers pings and close frames by itself.
-        if self.backlog:
-            self._process_backlog()
+        self._update_reading()
         self._flush()
 
     def eof_received(self) -> bool | None:

@@ -128,6 +128,8 @@ async def test_a_timeout_raises_timeout_error_and_leaves_nothing_pending(connect
     assert "no answer to 'sleep' within 0.05 s" in str(caught.value)
     assert client.in_flight == 0
     request = await receive(peer)
+    # The timeout also cancels the call on the server (issue 5).
+    assert await receive(peer) == {"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": request["id"]}}
     with caplog.at_level(logging.DEBUG, logger="rpc_client"):
         await answer(peer, "late", request["id"])
         call = asyncio.ensure_future(client.call("echo", 1))  # the connection still works
@@ -146,6 +148,7 @@ async def test_a_per_call_timeout_overrides_the_client_default(connector):
         peer = await connector.accept()
         call = asyncio.ensure_future(client.call("sleep", 10, timeout=5))
         await receive(peer)
+        assert (await receive(peer))["method"] == "rpc.cancel"  # for the call that timed out (issue 5)
         request = await receive(peer)
         await answer(peer, "done", request["id"])
         assert await call == "done"

@@ -21,6 +21,7 @@ PUBLIC = {
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "Error",
+    "Event",
     "MemoryConnector",
     "MemoryTransport",
     "Ok",
@@ -29,7 +30,10 @@ PUBLIC = {
     "RpcClientError",
     "RpcConnectionError",
     "RpcError",
+    "StreamError",
+    "Subscription",
     "SyncClient",
+    "SyncSubscription",
     "Transport",
     "connect_sync",
     "unwrap",
@@ -44,6 +48,9 @@ MODULES = [
     "memory",
     "messages",
     "pending",
+    "push",
+    "streams",
+    "subscription",
     "sync",
     "transport",
     "websocket",
@@ -75,6 +82,7 @@ def test_every_exception_descends_from_the_one_base_and_is_drawn_in_the_docstrin
     assert issubclass(errors.CallTimeout, builtins.TimeoutError)
     assert issubclass(errors.ConnectionLost, builtins.ConnectionError)
     assert issubclass(errors.ConnectError, builtins.ConnectionError)
+    assert issubclass(errors.StreamError, errors.ProtocolError)
 
 
 def test_connection_errors_read_as_the_sentence_they_were_given():

@@ -268,3 +268,19 @@ async def test_a_generator_tool_that_fails_midway_answers_internal_error(start_s
     assert [m["params"]["value"] for m in pushed] == ([1] if stream else [])
     assert response["error"] == {"code": -32603, "message": "Internal error"}
     assert "secret" not in json.dumps(response)
+
+
+async def test_rpc_cancel_reaches_a_call_while_the_connection_is_at_its_cap(start_server: Any) -> None:
+    """At the in-flight cap, rpc.cancel does not wait behind the calls it would cancel: the call answers -32800."""
+    registry, seen = cancellable_tools()
+    server = await start_server(registry, max_in_flight=1)
+    async with connect(server.url) as ws:
+        await ws.send(request("wait_forever", id="w"))
+        async with asyncio.timeout(TIMEOUT):
+            await seen["started"].wait()
+        await ws.send(request("multiply", [2, 3], id=1))  # waits: the cap is reached
+        await ws.send(request("rpc.cancel", {"id": "w"}))
+        first, second = await receive(ws), await receive(ws)
+    assert first == {"jsonrpc": "2.0", "error": {"code": -32800, "message": "Request cancelled"}, "id": "w"}
+    assert seen["cancelled"].is_set()
+    assert second == {"jsonrpc": "2.0", "result": 6, "id": 1}  # the slot it freed served the next call
