@@ -94,6 +94,10 @@ class Session:
         tasks = [task for subscription in list(self.subscriptions.values()) for task in subscription.cancel()]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A closed session pushes nothing. Dropping the transport's send also breaks
+        # the cycle connection -> session -> send -> connection, which would otherwise
+        # keep each closed connection's buffers until a full garbage collection.
+        self.send = _discard
 
 
 class Context:
