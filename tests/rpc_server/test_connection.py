@@ -10,7 +10,7 @@ client. Every wait is bounded, and no test asserts how long anything took.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -24,28 +24,9 @@ from rpc_server.schema import DRAFT, _fast_path, compile_params
 
 from .corpus import parse, request
 from .rawws import WAIT, RawClient, handshake_bytes, masked_text_frame
-
-StartServer = Callable[..., Awaitable[RpcServer]]
+from .wire import StartServer, receive, rpc, wait_for
 
 CANCELLED = {"code": codes.REQUEST_CANCELLED, "message": "Request cancelled"}
-
-
-async def receive(ws: ClientConnection) -> Any:
-    async with asyncio.timeout(WAIT):
-        return parse(await ws.recv())
-
-
-async def rpc(ws: ClientConnection, method: str, params: Any = None, id: Any = 1) -> Any:
-    await ws.send(request(method, params, id))
-    return await receive(ws)
-
-
-async def wait_for(event: asyncio.Event, what: str) -> None:
-    try:
-        async with asyncio.timeout(WAIT):
-            await event.wait()
-    except TimeoutError:
-        pytest.fail(f"gave up waiting: {what}")
 
 
 async def wait_until(condition: Callable[[], Any], what: str) -> None:

@@ -7,7 +7,7 @@ on events, never by timing; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,27 +19,7 @@ from rpc_server import Registry, RpcServer, builtin_tools
 from rpc_server.server import BINARY_FRAME_REPLY
 
 from .corpus import parse, request
-
-StartServer = Callable[..., Awaitable[RpcServer]]
-WAIT = 5  # seconds: a bound on waits that normally take milliseconds
-
-
-async def receive(ws: ClientConnection) -> Any:
-    async with asyncio.timeout(WAIT):
-        return parse(await ws.recv())
-
-
-async def rpc(ws: ClientConnection, method: str, params: Any = None, id: Any = 1) -> Any:
-    await ws.send(request(method, params, id))
-    return await receive(ws)
-
-
-async def wait_for(event: asyncio.Event, what: str) -> None:
-    try:
-        async with asyncio.timeout(WAIT):
-            await event.wait()
-    except TimeoutError:
-        pytest.fail(f"gave up waiting: {what}")
+from .wire import WAIT, StartServer, receive, rpc, wait_for
 
 
 def root_url(server: RpcServer, path: str) -> str:
