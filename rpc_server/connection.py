@@ -22,8 +22,10 @@ What it adds over the plain loop:
 - on close, the calls still running are cancelled and the session's
   subscriptions end;
 - keepalive pings, and time limits on the opening and closing handshakes;
-- nothing is run once the connection is not OPEN: not frames that came
-  behind a refused handshake, not frames after a close.
+- frames that came behind a refused handshake, or after the connection was
+  failed (invalid UTF-8, a keepalive timeout), are not run. Frames that came
+  before a peer's close are: a notification sent just before closing must
+  take effect, though no answer can go out.
 """
 
 from __future__ import annotations
