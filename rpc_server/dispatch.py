@@ -338,7 +338,11 @@ class Dispatcher:
 
     def _legacy_reply(self, response: dict[str, Any], echo: dict[str, Any]) -> bytes:
         if "result" in response:
-            return self._encode({"result": response["result"], **echo})
+            try:
+                return protocol.encode({"result": response["result"], **echo})
+            except _UNWRITABLE:
+                logger.exception("the result of a {func, args} call cannot be written as JSON")
+                response = protocol.error(codes.INTERNAL_ERROR)
         err = response["error"]
         data = err.get("data", NODATA)
         text = err["message"] if data is NODATA else f"{err['message']}: {data}"

@@ -126,3 +126,18 @@ async def test_the_seed_protocol_works_over_a_real_socket(server: RpcServer) -> 
         assert "'a'" in parse(await ws.recv())["error"]
         await ws.send(request("multiply", [3, 4], 1))
         assert parse(await ws.recv()) == {"jsonrpc": "2.0", "result": 12, "id": 1}
+
+
+async def test_a_result_json_cannot_carry_is_answered_in_the_seed_s_shape() -> None:
+    """A tool's unwritable result is {"error": "Internal error"} for a {func, args} caller, not a JSON-RPC object."""
+    from rpc_server import Dispatcher, Registry
+
+    registry = Registry()
+
+    @registry.tool
+    def opaque() -> object:
+        return object()
+
+    assert await Dispatcher(registry).dispatch_async('{"func": "opaque", "args": [], "id": 3}') == (
+        b'{"error":"Internal error","id":3}'
+    )
