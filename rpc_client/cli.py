@@ -289,10 +289,11 @@ async def _one(client: Client, method: str, params: Params, args: argparse.Names
     display = None if args.json or args.no_progress else ProgressDisplay(method)
     try:
         response = await _ask(client, method, params, display, refused)
-        if display is not None and response is None:
-            # A server strict about the members of a request (jsonrpcserver's schema is)
-            # refuses "stream": true, with an error it cannot tie to our id. -32600
-            # means it ran nothing, so asking again, plainly, cannot run the call twice.
+        invalid = response is None or (isinstance(response, Error) and response.code == INVALID_REQUEST)
+        if display is not None and invalid:
+            # A server strict about the members of a request refuses "stream": true, with
+            # an error tied to our id or (jsonrpcserver's schema) to none. -32600 means it
+            # ran nothing, so asking again, plainly, cannot run the call twice.
             response = await _ask(client, method, params, None, refused)
     finally:
         if display is not None:
@@ -393,9 +394,24 @@ async def _subscribe(client: Client, topic: str, params: Params, args: argparse.
     return EXIT_OK
 
 
-async def _batch(client: Client, calls: list[tuple[str, Params]], as_json: bool) -> int:
+async def _batch(client: Client, calls: list[tuple[str, Params]], as_json: bool, refused: Refusals) -> int:
+    # A server refuses a batch it will not read (too long, say) with one null-id error: race the answers against it.
+    refused.event.clear()
+    batch = asyncio.ensure_future(client.batch_request(calls))
+    refusal = asyncio.ensure_future(refused.event.wait())
+    try:
+        await asyncio.wait({batch, refusal}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        refusal.cancel()
+        if not batch.done():
+            batch.cancel()
+            await asyncio.wait({batch})
+    if batch.cancelled() and refused.event.is_set():
+        error = refused.last["error"]
+        print(_error_line(error.get("code"), error.get("message"), error.get("data")), file=sys.stderr)
+        return EXIT_RPC_ERROR
     status = EXIT_OK
-    for outcome in await client.batch_request(calls):
+    for outcome in await batch:
         print(_outcome_line(outcome, as_json))
         if not isinstance(outcome, Ok):
             status = EXIT_RPC_ERROR
@@ -432,7 +448,7 @@ async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None,
         if args.demo:
             return await _demo(client)
         if calls is not None:
-            return await _batch(client, calls, args.json)
+            return await _batch(client, calls, args.json, refused)
         if args.stream:
             return await _stream(client, args.method, params, args)
         if args.subscribe:

@@ -153,8 +153,16 @@ class Client:
         """
         if self._closed:
             raise ClientClosedError(f"the client for {self.url} is closed")
-        if self._transport is None:
-            self._attach(await self._open())
+        if self._transport is not None:
+            return
+        transport = await self._open()
+        # The client may have been closed, or connected by another task, while this one was opening.
+        if self._closed or self._transport is not None:
+            await transport.close()
+            if self._closed:
+                raise ClientClosedError(f"the client for {self.url} was closed while connecting")
+            return
+        self._attach(transport)
 
     async def close(self) -> None:
         """Close the connection; calls still waiting fail with :class:`ClientClosedError`."""
@@ -263,8 +271,10 @@ class Client:
         ``"stream": true``; the iteration ends when the call's answer comes,
         after every part pushed before it. Leaving the loop early (``break``,
         an exception, cancellation) sends ``rpc.cancel`` for the call: at once
-        on cancellation or an exception, and after a ``break`` once the
-        iterator is closed (``contextlib.aclosing``) or collected.
+        on cancellation or an exception. After a ``break`` it goes out only when
+        the iterator is closed, which does not happen while a reference to it is
+        held: leave with ``break`` only inside ``async with contextlib.aclosing(
+        client.stream(...)) as parts:``, for the ``rpc.cancel`` to go out at once.
 
         Args:
             method: the method's name.
@@ -486,7 +496,11 @@ class Client:
                 except ValueError:
                     logger.warning("dropping a message that is not JSON: %.200r", message)
                     continue
-                self._pending.resolve(decoded)
+                try:
+                    self._pending.resolve(decoded)
+                except Exception:
+                    # A user's callback (on_unmatched_error) failing is no fault of the connection.
+                    logger.exception("a callback failed on a message from %s; reading on", self.url)
         except Exception:
             # A failing transport must still fail the calls waiting on it, never leave them hanging.
             logger.exception("the connection to %s failed", self.url)

@@ -36,7 +36,8 @@ a message with a ``method`` is a notification, never an answer.
   did not ask, a request from the server) is logged at debug and dropped.
 - A subscribe call abandoned before its answer (cancelled, timed out) leaves
   a subscription on the server: when its answer comes, the id goes to
-  ``on_orphan`` so the client can end it.
+  ``on_orphan`` so the client can end it. So does one abandoned in the very
+  loop step its answer was read, after its listener is forgotten.
 """
 
 from __future__ import annotations
@@ -163,12 +164,16 @@ class PendingCalls:
         for id in ids:
             if id in self._calls:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
+        leaving_early = False
         try:
             for id in ids:
                 future: asyncio.Future[Response] = loop.create_future()
                 self._calls[id] = _Call(future, group, listener, subscription)
                 futures.append(future)
             yield futures
+        except BaseException:
+            leaving_early = True  # cancelled, timed out or failed: the caller takes no answer
+            raise
         finally:
             for id, future in zip(ids, futures, strict=False):
                 call = self._calls.get(id)
@@ -180,10 +185,22 @@ class PendingCalls:
                     # Mark an exception set by fail_all() as seen, in case its waiter was cancelled
                     # at the same moment: asyncio would otherwise log "never retrieved".
                     future.exception()
+                if subscription and leaving_early:
+                    self._drop_unclaimed(future, listener)
 
-    def forget(self, subscription: Any) -> bool:
-        """Stop routing a subscription's events (they are dropped from now on); False if it had no listener."""
-        return self._subscriptions.pop(subscription, None) is not None
+    def forget(self, subscription: Any, listener: Listener | None = None) -> bool:
+        """Stop routing a subscription's events (they are dropped from now on); False if it had no listener.
+
+        Args:
+            subscription: the subscription id.
+            listener: forget it only if this is its listener: after a reconnect the
+                same id may name another subscription, on the new connection.
+        """
+        filed = self._subscriptions.get(subscription)
+        if filed is None or (listener is not None and filed is not listener):
+            return False
+        del self._subscriptions[subscription]
+        return True
 
     def listening(self, subscription: Any) -> bool:
         """Whether a subscription still has a listener (the server has not ended it)."""
@@ -249,6 +266,20 @@ class PendingCalls:
                     self._subscriptions[subscription] = call.listener
             call.future.set_result(response)  # type: ignore[arg-type]
         return call.group
+
+    def _drop_unclaimed(self, future: asyncio.Future[Response], listener: Listener | None) -> None:
+        """A subscribe answered in the very step its waiter left: nobody will take the id, so end it."""
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            return
+        response = future.result()
+        subscription = _key(response.result) if isinstance(response, Ok) else None
+        if subscription is None:
+            return
+        if listener is not None and not self.forget(subscription, listener):
+            return  # already ended by the server
+        logger.debug("subscribe call abandoned as its answer came; ending subscription %r", subscription)
+        if self._on_orphan is not None:
+            self._on_orphan(subscription)
 
     def _orphaned(self, key: Any, obj: Any) -> None:
         """The answer to a subscribe call nobody waits for any more: hand its subscription id to on_orphan."""

@@ -26,6 +26,7 @@ from .streams import short_json
 
 if TYPE_CHECKING:
     from .client import Client
+    from .transport import Transport
 
 __all__ = ["Subscription"]
 
@@ -48,6 +49,7 @@ class Subscription:
         self._timeout = timeout
         self._inbox = Inbox(limit=buffer)
         self._ended = False
+        self._transport: Transport | None = None  # the connection it was made on
 
     @property
     def active(self) -> bool:
@@ -74,6 +76,8 @@ class Subscription:
         (outcome,) = await client._exchange(
             text, [id], f"rpc.subscribe to {self.topic!r}", self._timeout, listener=self._inbox, subscription=True
         )
+        # The connection that answered (a lost one would have failed the call instead).
+        self._transport = client._transport
         if isinstance(outcome, BaseException):
             raise outcome
         subscription = unwrap(outcome)
@@ -104,8 +108,10 @@ class Subscription:
             return
         self._ended = True
         transport = client._transport
-        if not client._pending.forget(self.id) or transport is None:
-            return  # ended by the server, or with the connection
+        if transport is None or transport is not self._transport:
+            return  # ended with its connection; the same id on a new one is another subscription
+        if not client._pending.forget(self.id, self._inbox):
+            return  # ended by the server
         if not wait:
             text = dumps(message("rpc.unsubscribe", {"subscription": self.id}, None))
             client._send_in_background(transport, text, f"rpc.unsubscribe for {self.id!r}")

@@ -66,7 +66,8 @@ class SyncClient:
     ) -> Any:
         """Call ``method`` and return its result (see :meth:`Client.call`).
 
-        A ``progress`` callback runs on the client's loop thread: keep it short.
+        A ``progress`` callback runs on the client's loop thread: keep it short,
+        and do not call this client from it (that raises RuntimeError).
         """
         return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
 
@@ -128,6 +129,7 @@ class SyncClient:
         """Close the connection and stop the background thread; closing twice is harmless."""
         if not self._thread.is_alive():
             return
+        self._check_thread()
         try:
             self._run(self._client.close())
         finally:
@@ -151,13 +153,21 @@ class SyncClient:
                     return
                 yield item  # type: ignore[misc]
         finally:
-            if self._thread.is_alive():
+            if self._thread.is_alive() and threading.current_thread() is not self._thread:
                 asyncio.run_coroutine_threadsafe(puller.close(), self._loop).result()
+
+    def _check_thread(self) -> None:
+        # The loop thread waiting on its own loop would wait forever: nothing else can run it.
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("cannot block on the client from its own loop thread (a callback)")
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if not self._thread.is_alive():
             coro.close()
             raise RuntimeError("this client is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            self._check_thread()
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result()

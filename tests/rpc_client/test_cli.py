@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -205,3 +206,12 @@ def test_python_m_rpc_client_multiply_3_4_against_a_server_process(server_proces
         timeout=60,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "12\n", "")
+
+
+async def test_a_batch_the_server_refuses_unread_prints_its_error_and_exits_1(start_server, capsys, monkeypatch):
+    """A --batch longer than the server's max_batch gets its null-id -32600 printed and exit 1, not a timeout."""
+    server = await start_server(max_batch=2)
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"method": "add", "params": [1, 2]}\n' * 3))
+    status = await asyncio.to_thread(main, ["--url", server.url, "--timeout", "10", "--batch", "-"])
+    assert status == 1
+    assert "error -32600" in capsys.readouterr().err

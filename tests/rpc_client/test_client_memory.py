@@ -345,3 +345,81 @@ async def test_a_call_on_a_client_never_connected_says_how_to_connect(connector)
         await client.call("echo", 1)
     assert not isinstance(caught.value, ConnectionLost)
     assert connector.opened == 0
+
+
+# -- connecting while closing, or twice at once ---------------------------------
+
+
+class GatedConnector:
+    """A MemoryConnector whose opens wait until ``expected`` of them have started, then all go on."""
+
+    def __init__(self, expected: int) -> None:
+        self.inner = MemoryConnector()
+        self.expected = expected
+        self.started = 0
+        self.all_started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.opened: list[MemoryTransport] = []
+
+    async def __call__(self, url: str) -> MemoryTransport:
+        self.started += 1
+        if self.started == self.expected:
+            self.all_started.set()
+        await self.gate.wait()
+        transport = await self.inner(url)
+        self.opened.append(transport)
+        return transport
+
+
+async def test_close_while_connect_is_opening_closes_what_it_opened_and_connect_raises():
+    """close() during connect() leaves no open connection and no reader: connect() raises ClientClosedError."""
+    connector = GatedConnector(expected=1)
+    client = Client(URL, connector=connector)
+    connecting = asyncio.ensure_future(client.connect())
+    async with asyncio.timeout(5):
+        await connector.all_started.wait()
+    await client.close()
+    connector.gate.set()
+    with pytest.raises(ClientClosedError, match="closed while connecting"):
+        async with asyncio.timeout(5):
+            await connecting
+    assert not client.connected
+    assert client._reader is None
+    assert [transport.closed for transport in connector.opened] == [True]
+
+
+async def test_two_concurrent_connects_keep_one_connection_and_close_the_other():
+    """Two connect() calls at once leave one connection in use; the other one opened is closed, not leaked."""
+    connector = GatedConnector(expected=2)
+    client = Client(URL, connector=connector)
+    both = asyncio.gather(client.connect(), client.connect())
+    async with asyncio.timeout(5):
+        await connector.all_started.wait()
+        connector.gate.set()
+        await both
+    try:
+        assert len(connector.opened) == 2
+        in_use = [transport for transport in connector.opened if transport is client._transport]
+        assert len(in_use) == 1 and not in_use[0].closed
+        assert [transport.closed for transport in connector.opened if transport is not client._transport] == [True]
+    finally:
+        await client.close()
+
+
+async def test_a_failing_on_unmatched_error_callback_is_logged_and_the_connection_reads_on(connector, caplog):
+    """An exception from on_unmatched_error is logged; the call in flight still gets its answer on that connection."""
+
+    def broken(error):
+        raise KeyError("bug in the callback")
+
+    async with Client(URL, connector=connector, timeout=5, on_unmatched_error=broken) as client:
+        async with asyncio.timeout(5):
+            peer = await connector.accept()
+        call = asyncio.ensure_future(client.call("add", 1, 2))
+        request = await receive(peer)
+        await peer.send(json.dumps({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}))
+        await answer(peer, 3, request["id"])
+        async with asyncio.timeout(5):
+            assert await call == 3
+        assert client.connected
+    assert "a callback failed" in caplog.text and "bug in the callback" in caplog.text

@@ -256,3 +256,52 @@ async def test_a_closed_client_refuses_calls(server):
     await client.close()
     with pytest.raises(ClientClosedError):
         await client.call("add", 1, 1)
+
+
+async def in_daemon_thread(work, timeout: float = 10):
+    """Run blocking ``work`` in a daemon thread and await its outcome, bounded: a deadlock fails, not hangs."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(outcome, failed: bool) -> None:
+        if done.done():
+            return
+        if failed:
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, exc, True)
+        else:
+            loop.call_soon_threadsafe(settle, result, False)
+
+    threading.Thread(target=run, daemon=True).start()
+    async with asyncio.timeout(timeout):
+        return await done
+
+
+async def test_a_callback_calling_the_sync_client_raises_runtime_error_instead_of_deadlocking(server):
+    """A progress callback that calls client.call or client.close gets RuntimeError; the client still works after."""
+
+    def work():
+        with connect_sync(server.url, timeout=5) as client:
+            refusals = []
+
+            def call_back(*report):
+                for blocking in (lambda: client.call("add", 1, 2), client.close):
+                    try:
+                        blocking()
+                    except RuntimeError as exc:
+                        refusals.append(str(exc))
+
+            result = client.call("long_task", 0.05, progress=call_back)
+            return result, refusals, client.call("add", 1, 2)
+
+    result, refusals, after = await in_daemon_thread(work)
+    assert result["steps"] > 0 and after == 3
+    assert refusals and len(refusals) % 2 == 0
+    assert set(refusals) == {"cannot block on the client from its own loop thread (a callback)"}

@@ -204,8 +204,9 @@ def test_ctrl_c_during_a_call_cancels_it_on_the_server_and_exits_130(tools_serve
 class StrictServer(threading.Thread):
     """A JSON-RPC server built on jsonrpcserver, whose request schema refuses any member it does not know."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo_id: bool) -> None:
         super().__init__(daemon=True)
+        self.echo_id = echo_id  # refuse with the request's id, not jsonrpcserver's null
         self.seen: list[dict[str, object]] = []
         self.ready: queue.Queue[tuple[str, object, object]] = queue.Queue()
 
@@ -220,7 +221,12 @@ class StrictServer(threading.Thread):
 
         async def handler(ws):  # type: ignore[no-untyped-def]
             async for message in ws:
-                self.seen.append(json.loads(message))
+                request = json.loads(message)
+                self.seen.append(request)
+                if self.echo_id and "stream" in request:
+                    refusal = {"code": -32600, "message": "Invalid Request"}
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "error": refusal, "id": request["id"]}))
+                    continue
                 response = await async_dispatch(message, methods={"multiply": multiply})
                 if response:
                     await ws.send(response)
@@ -235,9 +241,9 @@ class StrictServer(threading.Thread):
         asyncio.run(serve_until_stopped())
 
 
-@pytest.fixture
-def strict_server() -> Iterator[StrictServer]:
-    server = StrictServer()
+@pytest.fixture(params=[False, True], ids=["null-id refusal", "refusal with our id"])
+def strict_server(request: pytest.FixtureRequest) -> Iterator[StrictServer]:
+    server = StrictServer(echo_id=request.param)
     server.start()
     url, loop, stopped = server.ready.get(timeout=TIMEOUT)
     server.url = url  # type: ignore[attr-defined]

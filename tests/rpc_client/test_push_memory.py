@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from rpc_client import (
+    Backoff,
     CallTimeout,
     Client,
     ConnectionLost,
@@ -433,3 +434,50 @@ async def test_a_subscribe_abandoned_before_its_answer_is_ended_on_the_server(co
     assert (await receive(peer))["method"] == "rpc.cancel"
     await answer(peer, "s3", request["id"])  # the server had already subscribed
     assert await receive(peer) == {"jsonrpc": "2.0", "method": "rpc.unsubscribe", "params": {"subscription": "s3"}}
+
+
+# -- subscriptions across races and reconnections -------------------------------
+
+
+async def test_a_subscribe_abandoned_in_the_step_its_answer_is_read_is_unsubscribed(connected):
+    """A subscribe cancelled just as its answer is read keeps no listener and sends rpc.unsubscribe for the id."""
+    client, peer = connected
+    entering = asyncio.ensure_future(client.subscribe("clock").__aenter__())
+    request = await receive(peer)
+    # What the reader does with the answer, and then, in the same loop step, the caller's cancellation.
+    client._pending.resolve({"jsonrpc": "2.0", "result": "7", "id": request["id"]})
+    entering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step(entering)
+    assert client._pending.subscriptions == 0
+    assert await receive(peer) == {"jsonrpc": "2.0", "method": "rpc.unsubscribe", "params": {"subscription": "7"}}
+
+
+async def test_leaving_an_old_subscription_after_a_reconnect_spares_a_new_one_with_the_same_id(connector):
+    """After a reconnect, ending the lost connection's subscription sends nothing and the new one keeps its events."""
+    async with Client(
+        URL, connector=connector, timeout=TIMEOUT, reconnect=True, backoff=Backoff(initial=0.01)
+    ) as client:
+        first = await step(connector.accept())
+        old = client.subscribe("clock")
+        entering = asyncio.ensure_future(old.__aenter__())
+        await answer(first, "1", (await receive(first))["id"])
+        await step(entering)
+        await first.close("server restarted")
+        second = await step(connector.accept())
+        new = client.subscribe("clock")
+        entering = asyncio.ensure_future(new.__aenter__())  # waits for the new connection if need be
+        await answer(second, "1", (await receive(second))["id"])  # a restarted server counts from 1 again
+        await step(entering)
+        with pytest.raises(ConnectionLost):
+            await step(anext(old))
+        await step(old.__aexit__(None, None, None))
+        await notify(second, "rpc.event", subscription="1", event="e")
+        assert (await step(anext(new))).data == "e"
+        await step(new.unsubscribe(wait=False))
+        # The first thing the old block sent on the new connection would come before this.
+        assert await receive(second) == {
+            "jsonrpc": "2.0",
+            "method": "rpc.unsubscribe",
+            "params": {"subscription": "1"},
+        }
