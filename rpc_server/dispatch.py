@@ -170,12 +170,16 @@ class Dispatcher:
             return protocol.error(codes.INVALID_REQUEST, problem)
         id = obj.get("id", _NOID)
         method = obj["method"]
-        tool = self._find(method)
+        tool = self._get(method)
+        if tool is None:
+            tool = self._find(method)
         if tool is None:
             return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
         params = obj.get("params", _EMPTY)
         try:
-            params = tool.validate(params)
+            accepts = tool.accepts
+            if accepts is None or not accepts(params):
+                params = tool.validate(params)
             if tool.inline:  # the hot path
                 result = tool.fn(*params) if type(params) is list else tool.fn(**params)
                 if id is _NOID:

@@ -55,9 +55,12 @@ class Tool:
     validate: schemas.Validator = field(repr=False, compare=False)
     context: str | None = None  # the name of the parameter that takes a Context
     inline: bool = field(init=False, repr=False, compare=False)  # a plain call with nothing to add: the hot path
+    # The schema's quick check (see schema.compile_params), when it has one: params it accepts are valid.
+    accepts: Callable[[Any], bool] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inline", self.kind is Kind.SYNC and self.context is None)
+        object.__setattr__(self, "accepts", getattr(self.validate, "accepts", None))
 
     @property
     def description(self) -> str:
