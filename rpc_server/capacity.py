@@ -72,16 +72,19 @@ def default_max_connections(descriptors: int) -> int:
     return max(1, descriptors - RESERVED_DESCRIPTORS)
 
 
-def connection_gate(open_now: Callable[[], int], limit: Callable[[], int | None]) -> Gate:
-    """A handshake gate refusing upgrades with 503 while ``open_now()`` is over ``limit()``.
+def connection_gate(
+    sockets: Callable[[], int], connections: Callable[[], int], limit: Callable[[], int | None]
+) -> Gate:
+    """A handshake gate refusing upgrades with 503 while ``connections()`` is at ``limit()``.
 
-    ``open_now()`` counts the socket asking, so the gate refuses when it is
-    more than the limit.
+    ``connections()`` counts the WebSocket connections open (a burst of
+    clients still in their handshakes must not refuse each other), and is only
+    asked when ``sockets()``, every socket held, shows the limit may be near.
     """
 
     def gate(request: Request, admission: Admission) -> Response | None:
         most = limit()
-        if most is None or open_now() <= most:
+        if most is None or sockets() <= most or connections() < most:
             return None
         return response(
             http.HTTPStatus.SERVICE_UNAVAILABLE,

@@ -89,7 +89,11 @@ class RpcServer:
         self.closing = False
         self._draining = False
         self.max_connections = self.limits.max_connections
-        full = capacity.connection_gate(lambda: len(self.connections), lambda: self.max_connections)
+        full = capacity.connection_gate(
+            lambda: len(self.connections),
+            lambda: sum(1 for connection in self.connections if connection.accepted),
+            lambda: self.max_connections,
+        )
         self.handshake.gates.append(full)
         self._rates = RateLimiter(self.limits.rate_limit_calls_per_s, self.limits.burst_calls)
         self._port = port
