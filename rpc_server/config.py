@@ -72,7 +72,7 @@ class Limits:
     """
 
     max_in_flight: int = 128
-    max_in_flight_bytes: int = 8 * 2**20
+    max_in_flight_bytes: int = 4 * 2**20
     max_batch: int = 1000
     max_message_bytes: int = 2**20
     max_response_bytes: int = 16 * 2**20

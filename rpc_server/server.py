@@ -163,11 +163,14 @@ class RpcServer:
         """A graceful stop is under way (:meth:`drain`): a readiness check should now fail."""
         return self._draining
 
-    def close(self) -> None:
-        """Stop accepting, and close every connection (code 1001, going away); calls running are cancelled."""
+    def _stop_accepting(self) -> None:
         self.closing = True
         if self._server is not None:
             self._server.close()
+
+    def close(self) -> None:
+        """Stop accepting, and close every connection (code 1001, going away); calls running are cancelled."""
+        self._stop_accepting()
         for connection in list(self.connections):
             connection.close()
 
@@ -189,9 +192,7 @@ class RpcServer:
         """
         timeout = self.limits.drain_timeout_s if timeout_s is None else timeout_s
         self._draining = True
-        self.closing = True
-        if self._server is not None:
-            self._server.close()
+        self._stop_accepting()
         deadline = asyncio.get_running_loop().time() + timeout
         connections = list(self.connections)
         if connections:
@@ -205,9 +206,7 @@ class RpcServer:
 
     def abort(self) -> None:
         """Stop accepting, and cut every connection at once, with no closing handshake: nothing more is answered."""
-        self.closing = True
-        if self._server is not None:
-            self._server.close()
+        self._stop_accepting()
         for connection in list(self.connections):
             connection.abort()
 
