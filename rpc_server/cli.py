@@ -213,6 +213,14 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         "for each call (env RPC_MAX_RESPONSE_SIZE; default %(default)s)",
     )
     add(
+        "--max-gathered-parts",
+        type=_positive,
+        metavar="PARTS",
+        default=_env("RPC_MAX_GATHERED_PARTS", str(_DEFAULTS.max_gathered_parts)),
+        help="parts of generator tools gathered into one answer (a batch's together) for callers that did "
+        "not ask for a stream; more is error -32003 (env RPC_MAX_GATHERED_PARTS; default %(default)s)",
+    )
+    add(
         "--max-send-buffer",
         type=_positive,
         metavar="BYTES",
@@ -336,6 +344,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         max_batch=args.max_batch,
         max_message_bytes=args.max_message_size,
         max_response_bytes=args.max_response_size,
+        max_gathered_parts=args.max_gathered_parts,
         max_send_buffer_bytes=args.max_send_buffer,
         max_connections=args.max_connections,
         max_subscriptions=args.max_subscriptions,

@@ -42,6 +42,11 @@ class Limits:
             code 1009, as WebSocket prescribes.
         max_response_bytes: the largest answer to one message (a batch's
             whole array); a larger one is error -32003 for each call.
+        max_gathered_parts: the parts of generator tools gathered into the
+            answer to one message (a batch's members together), when the
+            caller did not ask for a stream; past it, -32003 too. Producing
+            a part costs more than its bytes: this bounds the CPU a small
+            request buys.
         max_send_buffer_bytes: per connection, answers written and not yet
             taken by a peer that does not read; past it the server reads
             nothing more from that connection until it drains.
@@ -76,6 +81,7 @@ class Limits:
     max_batch: int = 1000
     max_message_bytes: int = 2**20
     max_response_bytes: int = 16 * 2**20
+    max_gathered_parts: int = 100_000
     max_send_buffer_bytes: int = 256 * 2**10
     max_connections: int | None = None
     max_subscriptions: int = 32
