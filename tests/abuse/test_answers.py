@@ -117,6 +117,22 @@ async def test_a_generator_stops_being_gathered_once_its_parts_outgrow_the_answe
     }
 
 
+async def test_generators_gathering_more_parts_than_the_limit_answer_too_large() -> None:
+    """max_gathered_parts=500: count(400) is answered, two of them in one batch (800 parts) are -32003."""
+    d = Dispatcher(builtin_tools(), limits=Limits(max_gathered_parts=500))
+    assert (await answer(d, request("count", [400, 0], 1)))["result"] == list(range(1, 401))  # type: ignore[index]
+    reply = await answer(d, "[" + request("count", [400, 0], 1) + "," + request("count", [400, 0], 2) + "]")
+    assert [r["error"]["code"] for r in reply] == [-32003, -32003]  # type: ignore[union-attr]
+    assert reply[0]["error"]["data"] == (  # type: ignore[index]
+        "the answer would gather more than 500 parts of generators; the limit is 500"
+    )
+    # Streamed, the parts are not gathered: no limit on their number.
+    session = Session()
+    assert await d.dispatch_async(request("count", [600, 0], 3, stream=True), session) == (
+        b'{"jsonrpc":"2.0","result":600,"id":3}'
+    )
+
+
 async def test_a_batch_member_that_outgrows_the_answer_ends_the_whole_batch_at_once() -> None:
     """A slow member does not hold the batch once another's parts have outgrown it: all answer -32003."""
     batch = "[" + request("count", [10000, 0], 1) + "," + request("sleep", [10], 2) + "]"

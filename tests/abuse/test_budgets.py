@@ -46,7 +46,7 @@ async def test_each_batch_member_counts_against_max_in_flight() -> None:
     """
     batches = ["[" + ",".join(request("sleep", [3], b * 1000 + i) for i in range(1000)) + "]" for b in range(30)]
     async with ServerProcess.run() as server:
-        grown, bystander = await _attack(server, batches, settle_s=2.0)
+        grown, bystander = await _attack(server, batches, settle_s=1.5)
         assert grown < 24, f"peak memory grew by {grown:.1f} MiB"
         assert bystander.slow == []
         assert server.tracebacks() == []
@@ -61,7 +61,7 @@ async def test_answers_a_client_does_not_read_are_bounded() -> None:
     value = "x" * 8000
     batches = ["[" + ",".join(request("sleep", [1, value], b * 100 + i) for i in range(100)) + "]" for b in range(64)]
     async with ServerProcess.run() as server:
-        grown, bystander = await _attack(server, batches, settle_s=2.5)
+        grown, bystander = await _attack(server, batches, settle_s=1.5)
         assert grown < 32, f"peak memory grew by {grown:.1f} MiB"
         assert bystander.slow == []
         assert server.tracebacks() == []
@@ -75,7 +75,7 @@ async def test_the_bytes_of_messages_in_flight_are_bounded() -> None:
     value = "x" * 500_000
     calls = [request("sleep", [1, value], i) for i in range(100)]
     async with ServerProcess.run() as server:
-        grown, bystander = await _attack(server, calls, settle_s=2.5)
+        grown, bystander = await _attack(server, calls, settle_s=1.5)
         assert grown < 40, f"peak memory grew by {grown:.1f} MiB"
         assert bystander.slow == []
         assert server.tracebacks() == []

@@ -187,6 +187,7 @@ async def test_connections_of_one_identity_share_its_rate(start_server: Any) -> 
 FLAGS = [
     ("--max-in-flight-size", "RPC_MAX_IN_FLIGHT_SIZE", "4096", "max_in_flight_bytes", 4096),
     ("--max-response-size", "RPC_MAX_RESPONSE_SIZE", "65536", "max_response_bytes", 65536),
+    ("--max-gathered-parts", "RPC_MAX_GATHERED_PARTS", "500", "max_gathered_parts", 500),
     ("--max-send-buffer", "RPC_MAX_SEND_BUFFER", "8192", "max_send_buffer_bytes", 8192),
     ("--max-connections", "RPC_MAX_CONNECTIONS", "50", "max_connections", 50),
     ("--max-subscriptions-total", "RPC_MAX_SUBSCRIPTIONS_TOTAL", "9", "max_subscriptions_total", 9),
