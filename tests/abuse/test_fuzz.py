@@ -47,6 +47,8 @@ def invalid(answer: Any) -> str | None:
     except fastjsonschema.JsonSchemaException as exc:
         return f"{exc.message}: {answer}"
     return None
+
+
 EXAMPLES = settings().max_examples  # from the profile: see conftest.py
 # Short: the fuzz's sleeps and slow streams end in -32002 rather than hold it up.
 LIMITS = Limits(call_timeout_s=0.01, max_batch=20)
