@@ -23,8 +23,9 @@ import asyncio
 import functools
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Coroutine
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 from jsonrpcserver.exceptions import JsonRpcError
@@ -38,7 +39,7 @@ from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
 from .session import Session
 
-__all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
+__all__ = ["DEFAULT_MAX_BATCH", "CallObserver", "Dispatcher", "Reply"]
 
 logger = logging.getLogger("rpc_server")
 
@@ -50,6 +51,7 @@ Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
 _Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None] | None
 
 _NOID = protocol.NOID
+_clock = time.perf_counter
 _dumps = orjson.dumps
 _request_error = protocol.request_error
 # What writing a result can raise: not JSON (TypeError, ValueError), or nested
@@ -62,6 +64,13 @@ _STREAM = Kind.STREAM
 _EMPTY: list[Any] = []
 # Results that need no check before they are written (floats may be NaN; containers may hold one).
 _PLAIN = frozenset((int, str, bool, type(None)))
+
+
+class CallObserver(Protocol):
+    """Told of every call as it ends (the metrics, the access log): see :meth:`Dispatcher.observe`."""
+
+    def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+        """``request`` as decoded (any JSON value), its Response object (None: nothing answered), its duration."""
 
 
 def _non_finite(value: Any) -> float | None:
@@ -78,6 +87,14 @@ def _non_finite(value: Any) -> float | None:
         elif kind is dict:
             stack.extend(item.values())
     return None
+
+
+def _log_failure(tool: Tool, id: Any) -> None:
+    request_id = None if id is _NOID else id
+    # The method and id also as fields, for JSON logs (rpc_server.logs).
+    logger.exception(
+        "tool %r failed (request id %r)", tool.name, request_id, extra={"method": tool.name, "request_id": request_id}
+    )
 
 
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
@@ -119,6 +136,15 @@ class Dispatcher:
         self._protocol = protocol_methods()
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
         self._detached = Session()
+        self._observers: list[CallObserver] = []
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell ``observer`` of every request from now on, batch members and ``{func, args}`` calls included.
+
+        Until the first observer, requests are not timed at all: the cost is only paid when asked for.
+        """
+        self._observers.append(observer)
+        self._request = self._observed  # type: ignore[method-assign]
 
     # -- entry points ------------------------------------------------------
 
@@ -197,13 +223,35 @@ class Dispatcher:
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         if id is not _NOID:
             # Known as running from now, not from when its task first runs, so an
             # rpc.cancel later in the same read or batch finds it.
             session.running[id] = None
         return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID)
+
+    def _observed(self, obj: Any, session: Session) -> _Outcome:
+        start = _clock()
+        outcome = Dispatcher._request(self, obj, session)
+        if outcome is None or type(outcome) is dict:
+            seconds = _clock() - start
+            for observer in self._observers:
+                observer.call(obj, outcome, seconds)  # type: ignore[arg-type]
+            return outcome
+        return self._observed_later(obj, outcome, start)  # type: ignore[arg-type]
+
+    async def _observed_later(
+        self, obj: Any, pending: Coroutine[Any, Any, dict[str, Any] | None], start: float
+    ) -> dict[str, Any] | None:
+        outcome = None
+        try:
+            outcome = await pending
+        finally:
+            seconds = _clock() - start
+            for observer in self._observers:
+                observer.call(obj, outcome, seconds)
+        return outcome
 
     async def _run(self, tool: Tool, params: Any, id: Any, session: Session, stream: bool) -> dict[str, Any] | None:
         task = asyncio.current_task()
@@ -230,7 +278,7 @@ class Dispatcher:
             task.uncancel()
             return protocol.error(codes.REQUEST_CANCELLED, id=id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         finally:
             if id is not _NOID and session.running.get(id) is task:

@@ -24,6 +24,7 @@ from .handshake import PATHS, Admission, Handshake
 from .registry import Registry
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
+from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer"]
 
@@ -78,6 +79,10 @@ class RpcServer:
         self.subprotocols: dict[str, Callable[[], Handler]] = {}
         self.connections: set[Connection] = set()
         self.closing = False
+        # Counts for the metrics (rpc_server.metrics sets it; None: nothing is counted).
+        self.traffic: Traffic | None = None
+        # Bind with SO_REUSEPORT, beside the other workers on the same port (rpc_server.supervisor).
+        self.reuse_port = False
         self._port = port
         self._server: asyncio.Server | None = None
 
@@ -110,7 +115,9 @@ class RpcServer:
     async def start(self) -> None:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), self.host, self._port)
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.host, self._port, reuse_port=self.reuse_port or None
+        )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
