@@ -74,6 +74,8 @@ BUCKETS_S = (
     30.0,
 )
 UNKNOWN_METHOD = "(unknown)"
+_BOUNDS = list(BUCKETS_S)
+_bucket = bisect.bisect_left
 # Outcome codes kept apart per method; a tool raising codes beyond these counts under "other".
 _MAX_CODES = 32
 _SNAPSHOT_EVERY_S = 1.0
@@ -82,11 +84,12 @@ Snapshot = dict[str, Any]
 
 
 class _Method:
-    """One method's counts: by outcome code, and a histogram of durations."""
+    """One method's counts: answered with a result, by error code, and a histogram of durations."""
 
-    __slots__ = ("buckets", "codes", "seconds")
+    __slots__ = ("buckets", "codes", "ok", "seconds")
 
     def __init__(self) -> None:
+        self.ok = 0  # apart from the codes: the common case costs one addition
         self.codes: dict[str, int] = {}
         self.buckets = [0] * (len(BUCKETS_S) + 1)  # the last one: above every bound
         self.seconds = 0.0
@@ -105,22 +108,26 @@ class Calls:
 
     def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
         """One call has finished (``outcome`` None: nothing was answered)."""
-        method = request.get("method") if type(request) is dict else None
-        stats = self.methods.get(method) if type(method) is str else None
-        if stats is None:
-            stats = self._first(method)
-        code = "ok" if outcome is not None and "result" in outcome else outcome_code(outcome)
-        codes = stats.codes
-        if code in codes:
-            codes[code] += 1
-        elif len(codes) < _MAX_CODES:
-            codes[code] = 1
+        try:
+            stats = self.methods[request["method"]]
+        except (KeyError, TypeError, IndexError):  # a new method, or not a request at all
+            stats = self._first(request)
+        if outcome is not None and "result" in outcome:
+            stats.ok += 1
         else:
-            codes["other"] = codes.get("other", 0) + 1
-        stats.buckets[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+            code = outcome_code(outcome)
+            codes = stats.codes
+            if code in codes:
+                codes[code] += 1
+            elif len(codes) < _MAX_CODES:
+                codes[code] = 1
+            else:
+                codes["other"] = codes.get("other", 0) + 1
+        stats.buckets[_bucket(_BOUNDS, seconds)] += 1
         stats.seconds += seconds
 
-    def _first(self, method: Any) -> _Method:
+    def _first(self, request: Any) -> _Method:
+        method = request.get("method") if type(request) is dict else None
         if type(method) is str and self.known(method):
             stats = self.methods[method] = _Method()
             return stats
@@ -128,7 +135,11 @@ class Calls:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            name: {"codes": dict(stats.codes), "buckets": list(stats.buckets), "seconds": stats.seconds}
+            name: {
+                "codes": {"ok": stats.ok, **stats.codes} if stats.ok else dict(stats.codes),
+                "buckets": list(stats.buckets),
+                "seconds": stats.seconds,
+            }
             for name, stats in self.methods.items()
         }
 
