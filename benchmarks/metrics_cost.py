@@ -5,7 +5,8 @@ server connection over a transport that discards what it writes, with the
 metrics on or off. Run it under callgrind twice per setting, with ``--calls
 0`` and with N calls; the difference over N is the cost of one call::
 
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null python -m benchmarks.metrics_cost --calls 20000 --metrics on
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python -m benchmarks.metrics_cost --calls 20000 --metrics on
 
 ``--calls 0`` still builds the server, handshakes and warms up, so the
 start-up cost cancels out. The figures are in docs/operations.md.
