@@ -155,7 +155,8 @@ class Refusal:
         """The HTTP 401 that says it (``WWW-Authenticate: Bearer`` with the error, the reason as the body), logged."""
         challenge = 'Bearer realm="rpc"'
         if self.error is not None:
-            description = self.reason.replace("\\", "").replace('"', "'")
+            # A quoted-string of printable ASCII (RFC 6750 section 3), whatever the reason holds.
+            description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in self.reason)
             challenge += f', error="{self.error}", error_description="{description}"'
         return refuse(401, self.reason, [("WWW-Authenticate", challenge)], peer=peer)
 
@@ -207,6 +208,8 @@ def bearer_token(request: Request) -> str | Refusal:
         return params[0]
     return MISSING
 
+
+_ALGORITHM = re.compile(r"[A-Za-z0-9]{1,16}")
 
 # PyJWT's errors, from the most specific, as one line each.
 _JWT_REASONS: tuple[tuple[type[Exception], str], ...] = (
@@ -346,11 +349,13 @@ class Auth:
     def _decode(self, token: str) -> Grant | Refusal:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.DecodeError:
+        except jwt.PyJWTError:  # not a JWS, or one with a header PyJWT will not handle (crit, a bad kid)
             return Refusal("malformed token")
         keys = self._jwt_keys.get(algorithm) if isinstance(algorithm, str) else None
         if keys is None or not isinstance(algorithm, str):
-            return Refusal(f"algorithm {algorithm!r} not accepted (this server takes {', '.join(self.algorithms)})")
+            # The header is the caller's: it is named only when it looks like an algorithm.
+            shown = repr(algorithm) if isinstance(algorithm, str) and _ALGORITHM.fullmatch(algorithm) else "the token's"
+            return Refusal(f"algorithm {shown} not accepted (this server takes {', '.join(self.algorithms)})")
         require = ["aud"] if self.jwt_audience is not None else []
         if self.jwt_issuer is not None:
             require.append("iss")
@@ -372,7 +377,7 @@ class Auth:
                 continue
             except jwt.MissingRequiredClaimError as exc:
                 return Refusal(f"token has no {exc.claim!r} claim")
-            except jwt.InvalidTokenError as exc:
+            except jwt.PyJWTError as exc:  # InvalidKeyError too: a refusal, never a failed handshake
                 return Refusal(next((reason for kind, reason in _JWT_REASONS if isinstance(exc, kind)), "bad token"))
         if claims is None:
             return refusal

@@ -121,6 +121,7 @@ def refuse(status: int, reason: str, headers: Iterable[tuple[str, str]] = (), *,
 
     The reason is for people and for clients to show; it must not quote a credential.
     """
+    reason = "".join(c if c.isprintable() else "?" for c in reason)  # one line, whatever it quotes
     logger.warning("refused %s: %s", peer or "a request", reason)
     return response(status, reason + "\n", headers=headers)
 

@@ -7,6 +7,8 @@ reason as one line of plain text.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from rpc_server.auth import Auth, Grant, Patterns, Refusal, bearer_token, read_a
 from rpc_server.errors import ConfigError
 from rpc_server.handshake import Admission, json_response
 
+from ..rpc_server.test_handshake import http_get
 from ..rpc_server.wire import StartServer, rpc
 from .kit import KEY_ALL, KEY_MATH, SECRET, forge_hs256, mint, pem, private_keys, refused, tools, write
 
@@ -424,8 +427,6 @@ async def test_an_http_route_can_require_the_same_credentials(guarded: RpcServer
 
     guarded.handshake.routes.add("/metrics", metrics)
     assert isinstance(auth.check(request("/metrics", bearer(good_token(sub="ops")))), Admission)
-    from ..rpc_server.test_handshake import http_get
-
     status, headers, body = await http_get(guarded.port, "/metrics")
     assert (status, headers["WWW-Authenticate"], body) == (
         401,
@@ -434,3 +435,30 @@ async def test_an_http_route_can_require_the_same_credentials(guarded: RpcServer
     )
     status, _, body = await http_get(guarded.port, f"/metrics?access_token={good_token(sub='ops')}")
     assert (status, body) == (200, b'{"caller":"ops"}')
+
+
+def _b64json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "HS256", "crit": ["x"]},
+        {"alg": "HS256", "kid": 1},
+        {"alg": ["HS256"]},
+        {"alg": None},
+        "not an object",
+        {"alg": "HS256\r\nSet-Cookie: a=b"},
+    ],
+    ids=["unknown-crit", "kid-not-string", "alg-list", "alg-null", "header-not-object", "alg-with-crlf"],
+)
+def test_a_token_header_pyjwt_rejects_is_a_refusal_that_quotes_nothing_it_holds(header: Any) -> None:
+    """Odd headers are refused, never raised; the reason and the challenge stay one printable line of ours."""
+    token = f"{_b64json(header)}.{_b64json({'exp': int(time.time()) + 60})}.c2ln"
+    outcome = Auth(jwt_secret=SECRET).authenticate(token)
+    assert isinstance(outcome, Refusal)
+    assert "Set-Cookie" not in outcome.reason and "HS256\r" not in outcome.reason
+    response = outcome.response()
+    assert all(" " <= c <= "~" for c in response.headers["WWW-Authenticate"])
+    assert (response.body or b"").count(b"\n") == 1
