@@ -1,4 +1,4 @@
-"""Collects README.md and docs/*.md as tests: every fenced block in them runs (tests/docs/blocks.py).
+"""Collects README.md and docs/*.md as tests: every fenced block in them runs (tests/docs/).
 
 It sits at the top of the repository because pytest asks only the conftest.py
 files above a path how to collect it, and README.md is up here.
@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.docs.blocks import is_doc_page, make_sybil
+from tests.docs.blocks import make_sybil
+from tests.docs.page import is_doc_page
 
 _collect_doc = make_sybil().pytest()
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from sybil.example import SybilFailure
 
-from tests.docs import blocks
-from tests.docs.blocks import make_sybil, mismatch, parse_console, parse_wire
+from tests.docs.blocks import make_sybil
+from tests.docs.console import parse_console
+from tests.docs.page import mismatch, setup_page, teardown_page
+from tests.docs.wire import parse_wire
 
 
 def run_page(tmp_path: Path, markdown: str) -> list[str | None]:
@@ -18,7 +20,7 @@ def run_page(tmp_path: Path, markdown: str) -> list[str | None]:
     path = tmp_path / "page.md"
     path.write_text(textwrap.dedent(markdown))
     document = make_sybil().parse(path)
-    blocks._setup(document.namespace)
+    setup_page(document.namespace)
     results: list[str | None] = []
     try:
         for example in document.examples():
@@ -31,7 +33,7 @@ def run_page(tmp_path: Path, markdown: str) -> list[str | None]:
             else:
                 results.append(None)
     finally:
-        blocks._teardown(document.namespace)
+        teardown_page(document.namespace)
     return results
 
 

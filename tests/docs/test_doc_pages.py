@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import REPO, doc_pages
+from tests.docs.page import REPO, doc_pages
 
 # Blocks that cannot run, across README.md and docs/: raise this only on purpose.
 MAX_SKIPPED_BLOCKS = 10

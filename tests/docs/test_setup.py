@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.blocks import REPO
+from tests.docs.page import REPO
 
 
 def _checkout(tmp_path: Path) -> Path:
