@@ -10,7 +10,6 @@ its server on the way in (:meth:`Page.to_actual`) and back on the way out
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import doctest
 import os
@@ -28,7 +27,7 @@ from typing import Any
 
 from sybil import Example
 
-from rpc_server import RpcServer
+from tests.servers import ThreadedServer
 
 __all__ = [
     "CANONICAL_HOST_PORT",
@@ -96,25 +95,11 @@ def indent(text: str) -> str:
 # -- the page: its scratch directory and its server ------------------------------------
 
 
-class _ThreadServer:
-    """The page's default server: the built-in tools on a free port, on a loop in a thread of its own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="docs server", daemon=True)
-        self.server = RpcServer(host="127.0.0.1", port=0)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=30)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
+def _started_server() -> ThreadedServer:
+    """The page's default server: the built-in tools on a free port."""
+    server = ThreadedServer()
+    server.start()
+    return server
 
 
 @dataclass
@@ -145,7 +130,7 @@ class Page:
         for name in (".venv", "scripts"):
             if (REPO / name).exists():
                 (self.workdir / name).symlink_to(REPO / name)
-        self._default: _ThreadServer | None = None
+        self._default: ThreadedServer | None = None
         self._process: _ServerProcess | None = None
         self._url: str | None = None
         self._canonical = CANONICAL_HOST_PORT
@@ -156,7 +141,7 @@ class Page:
     def url(self) -> str:
         """The URL of the page's server, starting the default one if none runs yet."""
         if self._url is None:
-            self._default = _ThreadServer()
+            self._default = _started_server()
             self._use(self._default.server.url, CANONICAL_HOST_PORT)
         assert self._url is not None
         return self._url
