@@ -65,6 +65,11 @@ def is_doc_page(path: Path) -> bool:
     return path == REPO / "README.md" or (path.parent == REPO / "docs" and path.suffix == ".md")
 
 
+def _host_port(url: str) -> str:
+    """``127.0.0.1:8000`` of ``ws://127.0.0.1:8000/ws`` (or of a wss:// URL)."""
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
 def doc_pages() -> list[Path]:
     """The pages whose blocks run: README.md and docs/*.md."""
     return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -151,7 +156,7 @@ class Page:
 
     @property
     def actual_host_port(self) -> str:
-        return self.url().removeprefix("ws://").split("/", 1)[0]
+        return _host_port(self.url())
 
     def to_actual(self, text: str) -> str:
         """An example's text, talking to the page's server."""
@@ -212,7 +217,7 @@ class Page:
             proc.wait(timeout=COMMAND_TIMEOUT_S)
             output = "".join(server.stdout_lines) + stderr_path.read_text()
             return mismatch(expected, self.to_canonical(output))
-        shown = "".join(server.stdout_lines).replace(url[0].removeprefix("ws://").split("/", 1)[0], canonical)
+        shown = "".join(server.stdout_lines).replace(_host_port(url[0]), canonical)
         problem = mismatch(expected, shown)
         if problem:
             server.stop()
