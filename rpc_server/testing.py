@@ -16,8 +16,8 @@ Each takes the server's own options as keyword arguments: those of
 :class:`~rpc_server.RpcServer` (``topics=...``) and, by name, the fields of
 its :class:`~rpc_server.Limits` (``max_batch=2``); and ``client_options``
 for the :class:`~rpc_client.Client` (``timeout``, credentials...). Leaving
-the block closes the client, then the server, and waits until both are
-gone: no task, thread or socket outlives it.
+the block closes the client, then the server, and waits until both are gone:
+no task, thread or socket outlives it.
 
 For a handle on the server itself (to publish events, or to connect several
 clients): :func:`running` (a started :class:`~rpc_server.RpcServer`),

@@ -444,13 +444,11 @@ GUIDE = Path(__file__).parents[2] / "docs" / "testing.md"
 
 
 def blocks(markdown: str) -> list[tuple[str | None, str]]:
-    """The fenced code blocks of a page: (the path named by a first line ``# path``, or None; the text)."""
-    found = []
-    for text in re.findall(r"^```\w+\n(.*?)^```$", markdown, re.MULTILINE | re.DOTALL):
-        first = text.splitlines()[0]
-        path = first[2:].strip() if re.fullmatch(r"# [\w./-]+\.(py|toml)", first) else None
-        found.append((path, text))
-    return found
+    """The fenced code blocks of a page: (the path its info string names with ``file=PATH``, or None; the text)."""
+    return [
+        (path or None, text)
+        for path, text in re.findall(r"^```\w+(?: file=(\S+))?\n(.*?)^```$", markdown, re.MULTILINE | re.DOTALL)
+    ]
 
 
 def test_the_testing_guide_runs_as_written(pytester: pytest.Pytester) -> None:
