@@ -12,8 +12,9 @@ from the bottom: :mod:`.protocol` (wire format), :mod:`.config` (the limits),
 :mod:`.schema` and :mod:`.registry` (tools and their params), :mod:`.topics`,
 :mod:`.methods` (the ``rpc.*`` methods), :mod:`.dispatch` (message in,
 response out, no I/O), :mod:`.handshake` (the opening request: HTTP routes,
-gates, admission; no I/O), :mod:`.connection` (one socket), :mod:`.server`
-(listening), :mod:`.cli` (the command line).
+gates, admission; no I/O), :mod:`.auth`, :mod:`.origins` and :mod:`.tls`
+(who may connect and what they may call), :mod:`.connection` (one socket),
+:mod:`.server` (listening), :mod:`.cli` (the command line).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ with warnings.catch_warnings():
     import jsonrpcserver  # noqa: F401
 
 from . import codes
+from .auth import Auth
 from .config import Limits
 from .context import Context
 from .dispatch import Dispatcher
-from .errors import InvalidParamsError, RpcServerError, ToolDefinitionError, ToolError
+from .errors import ConfigError, InvalidParamsError, RpcServerError, ToolDefinitionError, ToolError
 from .registry import Kind, Registry, Tool
 from .server import RpcServer
 from .session import Session
@@ -39,6 +41,8 @@ from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
 __all__ = [
+    "Auth",
+    "ConfigError",
     "Context",
     "Dispatcher",
     "InvalidParamsError",
