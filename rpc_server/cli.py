@@ -15,21 +15,33 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 from . import logs
+from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
 from .config import Limits
-from .errors import RpcServerError
+from .errors import ConfigError, RpcServerError
 from .registry import Registry
-from .server import RpcServer
+from .server import RpcServer, is_loopback
 from .service import Service
 from .supervisor import METRICS_DIR_ENV, WORKER_ENV, Supervisor, cpu_count
+from .tls import server_context
 from .tools import builtin_tools
 
-__all__ = ["build_parser", "limits_from", "load_tools", "main", "server_from", "service_from"]
+__all__ = [
+    "auth_from",
+    "build_parser",
+    "limits_from",
+    "load_tools",
+    "main",
+    "server_from",
+    "service_from",
+    "ssl_from",
+]
 
 EPILOG = """\
 examples:
@@ -37,11 +49,13 @@ examples:
   %(prog)s --port 0                pick a free port; the 'listening on' line names it
   %(prog)s --tools myapp.tools     also serve the Registry named 'registry' in myapp/tools.py
   %(prog)s --tools myapp.tools:api_tools --no-builtins
+  %(prog)s --host 0.0.0.0 --api-key-file keys.txt --certfile cert.pem --keyfile key.pem
 
   %(prog)s --workers auto --broker redis://127.0.0.1:6379/0 --log-format json
 
-When ready it prints one line, 'listening on ws://HOST:PORT/ws'. SIGINT or SIGTERM
-stops it with exit status 0. On the same port: GET /healthz, /readyz, /metrics.
+When ready it prints one line, 'listening on ws://HOST:PORT/ws' (wss:// with TLS).
+SIGINT or SIGTERM stops it with exit status 0. On the same port: GET /healthz,
+/readyz, /metrics.
 """
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -109,6 +123,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _integer(text)
     if not 0 <= value <= 65535:
@@ -166,16 +187,6 @@ def _add_listening(parser: argparse.ArgumentParser) -> None:
         help="negotiate permessage-deflate; off by default, it costs about a third of the "
         "throughput on small messages (env RPC_COMPRESSION=1)",
     )
-    add(
-        "--allowed-origin",
-        dest="origins",
-        action=_AppendOverEnv,
-        metavar="ORIGIN",
-        default=_env_list("RPC_ALLOWED_ORIGIN"),
-        help="accept browsers only from this Origin (e.g. https://app.example); repeatable. Clients that "
-        "send no Origin (scripts, services) are always accepted. Without it any web page the user opens "
-        "may call the tools (env RPC_ALLOWED_ORIGIN, comma-separated)",
-    )
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +227,92 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         default=_env("RPC_SUBSCRIPTION_BUFFER", str(_DEFAULTS.subscription_buffer)),
         help="events kept per subscription for a slow reader; past it the oldest are dropped and the "
         "next event says how many (env RPC_SUBSCRIPTION_BUFFER; default %(default)s)",
+    )
+
+
+def _add_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "security",
+        "Credentials travel as 'Authorization: Bearer CREDENTIAL' or, from browsers, the access_token "
+        "query parameter; API keys and JWTs can be given together, and either admits.",
+    )
+    add = group.add_argument
+    add(
+        "--api-key-file",
+        metavar="PATH",
+        default=_env("RPC_API_KEY_FILE", None),
+        help="accept the API keys of this file: one a line, 'KEY [PATTERN ...]', the patterns (fnmatch: "
+        "multiply, math_*, topic:clock, *) naming what the key may call, none meaning everything "
+        "(env RPC_API_KEY_FILE)",
+    )
+    add(
+        "--jwt-secret-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_SECRET_FILE", None),
+        help="accept HS256 JWTs signed with the secret of this file (hex, with or without 0x, else raw text; "
+        "at least 32 bytes) (env RPC_JWT_SECRET_FILE)",
+    )
+    add(
+        "--jwt-public-key-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_PUBLIC_KEY_FILE", None),
+        help="accept RS256, ES256 or EdDSA JWTs signed for the PEM public key(s) of this file "
+        "(env RPC_JWT_PUBLIC_KEY_FILE)",
+    )
+    add(
+        "--jwt-audience",
+        default=_env("RPC_JWT_AUDIENCE", None),
+        help="a JWT's aud must name this (env RPC_JWT_AUDIENCE)",
+    )
+    add("--jwt-issuer", default=_env("RPC_JWT_ISSUER", None), help="a JWT's iss must be this (env RPC_JWT_ISSUER)")
+    add(
+        "--jwt-leeway",
+        type=_seconds_or_zero,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_LEEWAY", f"{DEFAULT_LEEWAY_S:g}"),
+        help="clock difference tolerated with the issuer for exp, nbf and iat (env RPC_JWT_LEEWAY; "
+        "default %(default)s)",
+    )
+    add(
+        "--jwt-max-age",
+        type=_seconds,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_MAX_AGE", f"{DEFAULT_MAX_AGE_S:g}"),
+        help="a JWT without exp needs an iat within this many seconds of now (env RPC_JWT_MAX_AGE; "
+        "default %(default)s)",
+    )
+    add(
+        "--certfile",
+        metavar="PATH",
+        default=_env("RPC_CERTFILE", None),
+        help="serve wss:// with this certificate chain (PEM); needs --keyfile unless it holds the key "
+        "(env RPC_CERTFILE)",
+    )
+    add("--keyfile", metavar="PATH", default=_env("RPC_KEYFILE", None), help="its private key (env RPC_KEYFILE)")
+    add(
+        "--client-ca-file",
+        metavar="PATH",
+        default=_env("RPC_CLIENT_CA_FILE", None),
+        help="require client certificates signed by these CAs (mutual TLS; needs --certfile); a "
+        "certificate's subject names its caller (env RPC_CLIENT_CA_FILE)",
+    )
+    add(
+        "--allowed-origin",
+        dest="origins",
+        action=_AppendOverEnv,
+        metavar="ORIGIN",
+        default=_env_list("RPC_ALLOWED_ORIGIN"),
+        help="accept browsers only from this Origin (e.g. https://app.example); repeatable; '*' for any. "
+        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect. "
+        "Clients that send no Origin (scripts, services) are not affected "
+        "(env RPC_ALLOWED_ORIGIN, comma-separated)",
+    )
+    add(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=_flag_env("RPC_ALLOW_UNAUTHENTICATED"),
+        help="listen on an address other machines can reach with no credential configured "
+        "(env RPC_ALLOW_UNAUTHENTICATED=1)",
     )
 
 
@@ -308,7 +405,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for add_group in (_add_listening, _add_limits, _add_tools, _add_logging, _add_operations):
+    for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging, _add_operations):
         add_group(parser)
     return parser
 
@@ -324,16 +421,64 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
+def auth_from(args: argparse.Namespace) -> Auth | None:
+    """The credentials the flags name, read from their files; None when none is.
+
+    Raises:
+        ConfigError: a file cannot be read or holds no valid credential.
+    """
+    if args.api_key_file is None and args.jwt_secret_file is None and args.jwt_public_key_file is None:
+        if args.jwt_audience is not None or args.jwt_issuer is not None:
+            raise ConfigError("--jwt-audience and --jwt-issuer need --jwt-secret-file or --jwt-public-key-file")
+        return None
+    return Auth.from_files(
+        api_key_file=args.api_key_file,
+        jwt_secret_file=args.jwt_secret_file,
+        jwt_public_key_file=args.jwt_public_key_file,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
+        jwt_leeway_s=args.jwt_leeway,
+        jwt_max_age_s=args.jwt_max_age,
+    )
+
+
+def ssl_from(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of --certfile, --keyfile and --client-ca-file; None without --certfile.
+
+    Raises:
+        ConfigError: --keyfile or --client-ca-file without --certfile, or files that cannot be loaded.
+    """
+    if args.certfile is None:
+        if args.keyfile is not None or args.client_ca_file is not None:
+            raise ConfigError("--keyfile and --client-ca-file need --certfile")
+        return None
+    return server_context(args.certfile, args.keyfile, client_ca_file=args.client_ca_file)
+
+
 def server_from(args: argparse.Namespace, registry: Registry) -> RpcServer:
-    """The server the flags describe, not yet started."""
+    """The server the flags describe, not yet started.
+
+    Raises:
+        ConfigError: the security flags do not hold together, or refuse the address (see :func:`auth_from`).
+    """
+    auth = auth_from(args)
+    context = ssl_from(args)
+    if auth is None and args.client_ca_file is None and not args.allow_unauthenticated and not is_loopback(args.host):
+        raise ConfigError(
+            f"refusing to listen on {args.host or 'every address'} with no credential, where anyone who can "
+            "reach it could call every tool: give --api-key-file, --jwt-secret-file, --jwt-public-key-file "
+            "or --client-ca-file, or --allow-unauthenticated to serve anyway"
+        )
     return RpcServer(
         registry,
         host=args.host,
         port=args.port,
         limits=limits_from(args),
         compression=args.compression,
-        # Clients that send no Origin (anything but a browser) stay welcome.
-        origins=[*args.origins, None] if args.origins else None,
+        origins=args.origins or None,
+        auth=auth,
+        ssl=context,
+        allow_unauthenticated=args.allow_unauthenticated,
     )
 
 
@@ -464,12 +609,14 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             registry.include(load_tools(spec))
         if not registry:
             raise RpcServerError("no tools to serve: --no-builtins needs --tools")
+        server = server_from(args, registry)  # with workers too: the flags are checked once, here
         if args.workers > 1:
             supervisor = Supervisor(sys.argv[1:] if argv is None else argv, args.workers, args.host, args.port)
         else:
-            service = service_from(args, server_from(args, registry))
+            service = service_from(args, server)
     except (RpcServerError, ValueError) as exc:
-        parser.print_usage(sys.stderr)
+        if not isinstance(exc, ConfigError):  # a setting that cannot work is no usage error: one line says it
+            parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -22,6 +22,10 @@ What it adds over the plain loop:
 - on close, the calls still running are cancelled and the session's
   subscriptions end;
 - keepalive pings, and time limits on the opening and closing handshakes;
+- a connection lives no longer than its caller's credential: at the
+  admission's ``expires_at`` nothing more is run and its subscriptions end;
+  once the calls running have answered (or ``EXPIRY_GRACE_S`` later) it is
+  closed with 1008 "token expired";
 - frames that came behind a refused handshake, or after the connection was
   failed (invalid UTF-8, a keepalive timeout), are not run. Frames that came
   before a peer's close are: a notification sent just before closing must
@@ -35,6 +39,7 @@ import collections
 import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias
 
@@ -46,7 +51,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission, is_upgrade
+from .handshake import Admission
 from .logs import CONTEXT
 from .session import Session, TopicDirectory
 from .traffic import Traffic
@@ -83,8 +88,9 @@ class Host(Protocol):
         """A new Sans-I/O protocol for one connection, with the server's options (size, origins, extensions)."""
         ...
 
-    def admit(self, request: Request) -> Response | Admission:
-        """The handshake's decision: a response that ends the exchange, or an admission (see :mod:`.handshake`)."""
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        """The handshake's decision: a response that ends the exchange, or the admission, which holds
+        what the transport knows of the caller (see :mod:`.handshake`)."""
         ...
 
     def handler(self, subprotocol: str | None) -> Handler:
@@ -111,6 +117,9 @@ INTERNAL_ERROR_REPLY = protocol.encode(protocol.error(codes.INTERNAL_ERROR))
 # queue is 16 messages.
 BACKLOG_HIGH = 16
 BACKLOG_LOW = 4
+
+# Once a credential has expired, the calls running get this long to answer before the close.
+EXPIRY_GRACE_S = 5.0
 
 # Module globals for the per-frame tests: an Enum member looked up on its class costs 0.2 µs.
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -162,6 +171,8 @@ class Connection(asyncio.Protocol):
         self.open_timer: asyncio.TimerHandle | None = None
         self.ping_timer: asyncio.TimerHandle | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.expired = False
         self.ping: bytes | None = None
         self.cleanup: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None] = self.loop.create_future()
@@ -175,9 +186,10 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.log_context["peer"] = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
+        address = transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = str(address[0])
+            self.log_context["peer"] = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
         self.host.opened(self)
         if self.host.closing:  # accepted in the instant the server was closed
             transport.close()
@@ -225,7 +237,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.ws.receive_eof()  # idempotent; makes the protocol state CLOSED
-        for timer in (self.open_timer, self.ping_timer, self.close_timer):
+        for timer in (self.open_timer, self.ping_timer, self.close_timer, self.expiry_timer):
             if timer is not None:
                 timer.cancel()
         self.backlog.clear()
@@ -250,11 +262,9 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        decision = self.host.admit(request)
+        decision = self.host.admit(request, self._caller())
         traffic = self.traffic
-        if isinstance(decision, Response):  # plain HTTP, or a refusal: the exchange ends here
-            if traffic is not None and decision.status_code >= 400 and is_upgrade(request):
-                traffic.refuse(decision.status_code, by_gate=True)
+        if isinstance(decision, Response):  # plain HTTP, or a refusal (counted by the metrics' gates)
             self.ws.send_response(decision)
             return
         response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol
@@ -269,11 +279,20 @@ class Connection(asyncio.Protocol):
                 self.log_context["identity"] = decision.identity
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
+            if decision.expires_at is not None:
+                delay = max(0.0, decision.expires_at - time.time())
+                self.expiry_timer = self.loop.call_later(delay, self._expire)
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()
         elif traffic is not None and response.status_code != 426:  # 426: plain HTTP on the endpoint, not an upgrade
-            traffic.refuse(response.status_code, by_gate=False)
+            traffic.refused["invalid"] += 1  # not a valid WebSocket handshake
+
+    def _caller(self) -> Admission:
+        """What the transport knows of the caller, for the gates: its address, and its TLS certificate."""
+        assert self.transport is not None
+        peer = self.log_context.get("peer")
+        return Admission(peer=peer, certificate=self.transport.get_extra_info("peercert"))
 
     def _process_backlog(self) -> None:
         backlog = self.backlog
@@ -343,6 +362,8 @@ class Connection(asyncio.Protocol):
         self.running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("a call failed outside its tool", exc_info=task.exception())
+        if self.expired and not self.running:
+            self._close_expired()
         if self.backlog and not self.lost:
             self._process_backlog()
             self._flush()
@@ -444,6 +465,25 @@ class Connection(asyncio.Protocol):
         self.accepted = False
         self._flush()
         self._abort()
+
+    def _expire(self) -> None:
+        """The caller's credential has expired: run nothing more; close once the calls running have answered."""
+        self.expiry_timer = None
+        if self.ws.state is not _OPEN:
+            return
+        logger.info("closing the connection of %s: its token expired", self.session.identity)
+        self.expired = True
+        self.accepted = False  # what arrives from now on is not run
+        self.backlog.clear()
+        for subscription in list(self.session.subscriptions.values()):
+            subscription.cancel()  # no event goes out past the token's end; the calls running may answer
+        if self.running:
+            self.expiry_timer = self.loop.call_later(EXPIRY_GRACE_S, self._close_expired)
+        else:
+            self._close_expired()
+
+    def _close_expired(self) -> None:
+        self.close(CloseCode.POLICY_VIOLATION, "token expired")
 
     def _abort(self) -> None:
         if self.transport is not None and not self.lost:

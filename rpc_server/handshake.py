@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import http
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,11 @@ __all__ = [
     "is_upgrade",
     "json_response",
     "path_of",
+    "refuse",
     "response",
 ]
+
+logger = logging.getLogger("rpc_server")
 
 # The WebSocket endpoints: the seed's /ws, and / for clients that name no path.
 PATHS = ("/", "/ws")
@@ -52,17 +56,25 @@ PATHS = ("/", "/ws")
 class Admission:
     """What the gates learnt about a caller whose upgrade they let through.
 
+    The transport fills in what it knows before the gates run (``peer``,
+    ``certificate``); the gates fill in the rest.
+
     Attributes:
         identity: who the caller is, for logs (a key's name, a token's ``sub``,
             a certificate's subject); None when no credential is configured.
         allowed: which methods it may call (None: all of them).
         expires_at: when its credential expires, in seconds since the epoch;
             the connection is closed then. None: it does not expire.
+        peer: the caller's address, ``host:port``, for logs.
+        certificate: the client's TLS certificate, as :meth:`ssl.SSLSocket.getpeercert`
+            gives it, when the server asked for one (mutual TLS).
     """
 
     identity: str | None = None
     allowed: Callable[[str], bool] | None = None
     expires_at: float | None = None
+    peer: str | None = None
+    certificate: dict[str, Any] | None = None
 
 
 # A gate refuses an upgrade with a response, or returns None to let it through
@@ -102,6 +114,16 @@ def response(
         ]
     )
     return Response(status.value, status.phrase, all_headers, data)
+
+
+def refuse(status: int, reason: str, headers: Iterable[tuple[str, str]] = (), *, peer: str | None = None) -> Response:
+    """A gate's refusal, logged once with the peer: the reason as a one-line plain-text body.
+
+    The reason is for people and for clients to show; it must not quote a credential.
+    """
+    reason = "".join(c if c.isprintable() else "?" for c in reason)  # one line, whatever it quotes
+    logger.warning("refused %s: %s", peer or "a request", reason)
+    return response(status, reason + "\n", headers=headers)
 
 
 def json_response(status: int, value: Any) -> Response:
@@ -155,8 +177,11 @@ class Handshake:
         self.gates = list(gates)
         self.paths = tuple(paths)
 
-    def decide(self, request: Request) -> Response | Admission:
-        """A response that ends the exchange (an HTTP answer or a refusal), or the admission of an upgrade."""
+    def decide(self, request: Request, admission: Admission | None = None) -> Response | Admission:
+        """A response that ends the exchange (an HTTP answer or a refusal), or the admission of an upgrade.
+
+        ``admission`` holds what the transport knows of the caller (its address, its certificate).
+        """
         path = path_of(request)
         upgrade = is_upgrade(request)
         if not upgrade:
@@ -167,7 +192,7 @@ class Handshake:
             return response(
                 http.HTTPStatus.NOT_FOUND, f"Not Found: the WebSocket endpoints are {' and '.join(self.paths)}\n"
             )
-        admission = Admission()
+        admission = admission if admission is not None else Admission()
         if not upgrade:
             return admission  # websockets' own check then answers 426 Upgrade Required
         for gate in self.gates:

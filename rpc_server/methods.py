@@ -12,6 +12,7 @@ from . import codes
 from .context import Context
 from .errors import InvalidParamsError, ToolError
 from .registry import Registry, make_tool
+from .session import TOPIC_PREFIX
 
 __all__ = ["protocol_methods"]
 
@@ -22,12 +23,18 @@ def cancel(id: str | int | float | None, ctx: Context) -> bool:
 
 
 def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, ctx: Context) -> str:
-    """Subscribe to a topic; answers the subscription id that its events carry."""
+    """Subscribe to a topic; answers the subscription id that its events carry.
+
+    The caller needs the permission ``topic:NAME`` (-32004 otherwise).
+    """
     session = ctx.session
     found = session.topics.get(topic) if session.topics is not None else None
     if found is None:
-        known = ", ".join(session.topics.names()) if session.topics is not None else "none"
+        names = session.topics.names() if session.topics is not None else []
+        known = ", ".join(name for name in names if session.permits(TOPIC_PREFIX + name)) or "none"
         raise InvalidParamsError(f"unknown topic {topic!r} (topics: {known})")
+    if not session.permits(TOPIC_PREFIX + topic):
+        raise ToolError(codes.FORBIDDEN, data=f"not allowed to subscribe to {TOPIC_PREFIX + topic!r}")
     if len(session.subscriptions) >= session.max_subscriptions:
         raise ToolError(
             codes.TOO_MANY_SUBSCRIPTIONS,

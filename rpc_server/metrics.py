@@ -43,11 +43,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from websockets.http11 import Request, Response
 
-from .handshake import response
+from .handshake import Admission, Gate, response
 from .logs import outcome_code
 from .methods import protocol_methods
 from .server import RpcServer
-from .traffic import Traffic
+from .tls import certificate_gate
+from .traffic import Traffic, reason_of
 
 __all__ = ["BUCKETS_S", "UNKNOWN_METHOD", "Calls", "Meter", "install"]
 
@@ -243,6 +244,12 @@ class Meter:
         return generate_latest(self.registry)
 
     def endpoint(self, request: Request) -> Response:
+        """``GET /metrics``; with credentials configured, only for a caller who presents one (else 401)."""
+        auth = self.server.auth
+        if auth is not None:
+            outcome = auth.check(request)
+            if isinstance(outcome, Response):
+                return outcome
         return response(200, self.exposition(), CONTENT_TYPE_LATEST)
 
 
@@ -356,6 +363,26 @@ def _process_metrics(snapshots: list[Snapshot]) -> Iterator[Metric]:
     yield from families.values()
 
 
+def _count_refusals(server: RpcServer, traffic: Traffic) -> None:
+    """Wrap each gate of the handshake so that the upgrades it refuses are counted, by reason."""
+    known: list[tuple[Any, str]] = [(server.origin_policy.gate, "origin"), (certificate_gate, "auth")]
+    if server.auth is not None:
+        known.append((server.auth.gate, "auth"))
+
+    def counted(gate: Gate) -> Gate:
+        reason = next((why for each, why in known if each == gate), None)
+
+        def gate_counted(request: Request, admission: Admission) -> Response | None:
+            refusal = gate(request, admission)
+            if refusal is not None:
+                traffic.refused[reason or reason_of(refusal.status_code)] += 1
+            return refusal
+
+        return gate_counted
+
+    server.handshake.gates[:] = [counted(gate) for gate in server.handshake.gates]
+
+
 def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> Meter:
     """Count what ``server`` does and answer ``GET /metrics`` with it.
 
@@ -367,6 +394,7 @@ def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | N
     """
     meter = Meter(server, shared_dir=shared_dir, worker=worker)
     server.traffic = meter.traffic
+    _count_refusals(server, meter.traffic)
     server.dispatcher.observe(meter.calls)
     server.handshake.routes.add("/metrics", meter.endpoint)
     return meter

@@ -9,6 +9,8 @@ own, so a slow call never holds up the calls behind it (see
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl as _ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -17,16 +19,32 @@ from websockets.extensions.permessage_deflate import enable_server_permessage_de
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from .auth import Auth, redacting_logger
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, Connection, Handler
 from .dispatch import Dispatcher
+from .errors import ConfigError
 from .handshake import PATHS, Admission, Handshake
+from .origins import OriginPolicy
 from .registry import Registry
+from .tls import certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 from .traffic import Traffic
 
-__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer"]
+__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
+
+_WEBSOCKETS_LOGGER = redacting_logger()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``: ``localhost`` or a loopback address (not ``0.0.0.0``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name may resolve to any address
 
 
 class RpcServer:
@@ -43,10 +61,20 @@ class RpcServer:
         compression: negotiate permessage-deflate. Off by default: it cost
             27-37% of throughput on small messages here.
         topics: what clients can subscribe to; the built-in ``clock`` when not given.
-        origins: the ``Origin`` headers accepted (``None`` in the list for
-            clients that send none, as non-browser clients do); any when not
-            given. Set it when browsers may reach the server: otherwise any web
-            page the user opens can call its tools.
+        origins: the web pages (``Origin`` headers) that may connect: ``["*"]``
+            for any; when not given, only this server's own pages and local
+            ones (``localhost``, ``127.0.0.1``, ``[::1]``, any port). Clients
+            that send no ``Origin`` (not browsers) are always accepted. See
+            :mod:`.origins`.
+        auth: the credentials a caller must present (:class:`~.auth.Auth`):
+            API keys and/or JWTs. None: no credential is asked for.
+        ssl: serve ``wss://`` with this context (:func:`~.tls.server_context`);
+            one that requires client certificates makes them a credential.
+        allow_unauthenticated: listen on an address other machines can reach
+            with no credential at all. Without it, that is refused.
+
+    Raises:
+        ConfigError: a malformed origin, or a reachable address with no credential.
 
     Attributes:
         handshake: what decides each opening request (:mod:`.handshake`): add
@@ -67,7 +95,17 @@ class RpcServer:
         compression: bool = False,
         topics: Topics | None = None,
         origins: Sequence[str | None] | None = None,
+        auth: Auth | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
+        if auth is None and not requires_client_certificates(ssl) and not allow_unauthenticated:
+            if not is_loopback(host):
+                raise ConfigError(
+                    f"refusing to listen on {host or 'every address'} with no credential: anyone who can reach "
+                    "it could call every tool. Pass auth= (or ssl= requiring client certificates), or "
+                    "allow_unauthenticated=True to serve anyway"
+                )
         self.limits = limits if limits is not None else Limits()
         self.registry = registry if registry is not None else builtin_tools()
         self.dispatcher = Dispatcher(self.registry, max_batch=self.limits.max_batch)
@@ -75,7 +113,15 @@ class RpcServer:
         self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
         self.origins = origins
-        self.handshake = Handshake()
+        self.auth = auth
+        self.ssl = ssl
+        self.origin_policy = OriginPolicy(origins, host=host)
+        # The cheap refusal first: a foreign web page is turned away before any credential is checked.
+        self.handshake = Handshake(gates=[self.origin_policy.gate])
+        if ssl is not None:
+            self.handshake.gates.append(certificate_gate)
+        if auth is not None:
+            self.handshake.gates.append(auth.gate)
         self.subprotocols: dict[str, Callable[[], Handler]] = {}
         self.connections: set[Connection] = set()
         self.closing = False
@@ -90,14 +136,15 @@ class RpcServer:
 
     def websocket(self) -> ServerProtocol:
         return ServerProtocol(
-            origins=self.origins,  # type: ignore[arg-type]
+            # No origins: the origin policy is a gate of the handshake.
             subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
             max_size=self.limits.max_message_bytes,
             extensions=enable_server_permessage_deflate(None) if self.compression else None,
+            logger=_WEBSOCKETS_LOGGER,
         )
 
-    def admit(self, request: Request) -> Response | Admission:
-        return self.handshake.decide(request)
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        return self.handshake.decide(request, admission)
 
     def handler(self, subprotocol: str | None) -> Handler:
         if subprotocol is None:
@@ -116,7 +163,12 @@ class RpcServer:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: Connection(self), self.host, self._port, reuse_port=self.reuse_port or None
+            lambda: Connection(self),
+            self.host,
+            self._port,
+            ssl=self.ssl,
+            ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
+            reuse_port=self.reuse_port or None,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
@@ -129,9 +181,9 @@ class RpcServer:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``ws://HOST:PORT/ws``, with the port actually bound."""
+        """The endpoint, ``ws://HOST:PORT/ws`` (``wss://`` with TLS), with the port actually bound."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/ws"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}/ws"
 
     def close(self) -> None:
         """Stop accepting, and close every connection (code 1001, going away)."""

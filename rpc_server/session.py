@@ -30,9 +30,20 @@ from typing import Any, Protocol
 from . import protocol
 from .config import Limits
 
-__all__ = ["DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_SUBSCRIPTION_BUFFER", "Held", "Send", "Session", "TopicDirectory"]
+__all__ = [
+    "DEFAULT_MAX_SUBSCRIPTIONS",
+    "DEFAULT_SUBSCRIPTION_BUFFER",
+    "TOPIC_PREFIX",
+    "Held",
+    "Send",
+    "Session",
+    "TopicDirectory",
+]
 
 Send = Callable[[bytes], Awaitable[None]]
+
+# A topic as the caller's permissions name it: subscribing to "clock" needs "topic:clock".
+TOPIC_PREFIX = "topic:"
 
 
 class Held(Protocol):
@@ -98,7 +109,7 @@ class Session:
         self.allowed: Callable[[str], bool] | None = None
 
     def permits(self, method: str) -> bool:
-        """Whether this connection's caller may call ``method``."""
+        """Whether this connection's caller may call ``method`` (a topic: ``topic:NAME``)."""
         allowed = self.allowed
         return allowed is None or allowed(method)
 

@@ -1,7 +1,8 @@
 """What crosses the server's sockets, counted in plain integers for the metrics.
 
 The connections add to one :class:`Traffic` as frames and handshakes go by (a
-few integer additions per message: the hot path stays cheap);
+few integer additions per message: the hot path stays cheap), and so do the
+handshake's gates, wrapped by :mod:`.metrics`, for the upgrades they refuse;
 :mod:`.metrics` reads it when Prometheus scrapes. ``None`` in its place turns
 the counting off (``--no-metrics``).
 """
@@ -10,17 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["REFUSALS", "Traffic"]
+__all__ = ["REFUSALS", "Traffic", "reason_of"]
 
-# Why an upgrade was refused, by who refused it and with what status.
+# Why an upgrade was refused: a foreign web page, a missing or wrong credential, a
+# server at its limits, or a request that is no valid WebSocket handshake.
 REFUSALS = ("origin", "auth", "limit", "invalid")
 
 
-def _reason(status: int, by_gate: bool) -> str:
-    if status == 401 or (status == 403 and by_gate):
+def reason_of(status: int) -> str:
+    """The reason a refusal with ``status`` stands for, when who refused does not say."""
+    if status in (401, 403):
         return "auth"
-    if status == 403:
-        return "origin"  # websockets' own Origin check
     if status in (429, 503):
         return "limit"
     return "invalid"
@@ -37,7 +38,3 @@ class Traffic:
     connections_accepted: int = 0
     connections_open: int = 0
     refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSALS, 0))
-
-    def refuse(self, status: int, by_gate: bool) -> None:
-        """Count an upgrade refused with ``status``: by a gate of the handshake, or by the WebSocket checks."""
-        self.refused[_reason(status, by_gate)] += 1

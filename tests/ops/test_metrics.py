@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,11 +12,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from rpc_server import Limits, RpcServer, builtin_tools, builtin_topics
+from rpc_server.auth import Auth
 from rpc_server.service import Service
 from tests.rpc_server.test_handshake import http_get
 from tests.rpc_server.wire import receive, rpc
 
-from .scrape import Samples, scrape, value
+from .scrape import Samples, parse, scrape, value
 
 
 @pytest.fixture
@@ -148,3 +150,26 @@ async def test_no_metrics_means_no_endpoint_and_no_counting() -> None:
         assert status == 404
         status, _, body = await http_get(server.port, "/healthz")
         assert (status, json.loads(body)) == (200, {"status": "ok"})
+
+
+async def test_with_credentials_metrics_needs_them_and_health_does_not() -> None:
+    """An API key configured: /metrics answers 401 without it and 200 with it; /healthz and /readyz never ask."""
+    key = "an-api-key-long-enough-for-the-server-0123456789"
+    server = RpcServer(builtin_tools(), port=0, auth=Auth(api_keys={key: []}))
+    async with Service(server) as service:
+        status, _, _ = await http_get(server.port, "/metrics")
+        assert status == 401
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/metrics", headers={"Authorization": f"Bearer {key}"}
+        )
+        with await asyncio.to_thread(urllib.request.urlopen, request, timeout=10) as answer:
+            assert answer.status == 200 and b"rpc_calls_total" in answer.read()
+        for path in ("/healthz", "/readyz"):
+            status, _, _ = await http_get(server.port, path)
+            assert status == 200, path
+        with pytest.raises(InvalidStatus):
+            async with connect(server.url):
+                pass
+    # The refusal above is counted under its reason.
+    assert service.meter is not None
+    assert value(parse(service.meter.exposition().decode()), "rpc_handshakes_refused_total", reason="auth") == 1
