@@ -74,6 +74,8 @@ class Service:
             await self.broker.start()
         await self.server.start()
         if self.meter is not None and self.meter.shared_dir is not None:
+            # Once now: a scrape right after every worker says it listens already sees them all.
+            self.meter.write()
             self._sharing = asyncio.create_task(self.meter.share(), name="rpc metrics sharing")
 
     async def close(self) -> None:
