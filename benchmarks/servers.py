@@ -350,8 +350,11 @@ class ServerProcess:
         workers = 0.0
         with contextlib.suppress(psutil_errors()):
             for child in self._ps.children(recursive=True):
-                times = child.cpu_times()
-                workers += times.user + times.system
+                clock = _cpu_clock(child.pid)  # in ns, where psutil counts 10 ms ticks
+                try:
+                    workers += time.clock_gettime(clock) if clock is not None else sum(child.cpu_times()[:2])
+                except OSError:  # it has just exited
+                    continue
         if self._clock is not None:
             with contextlib.suppress(OSError):
                 return time.clock_gettime(self._clock) + workers
