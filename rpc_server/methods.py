@@ -17,12 +17,24 @@ __all__ = ["protocol_methods"]
 
 
 def cancel(id: str | int | float | None, ctx: Context) -> bool:
-    """Cancel the running call with this request id; it answers -32800."""
+    """Cancel the running call with this request id; it answers -32800.
+
+    Sent as a notification, like LSP's ``$/cancelRequest``; as a request it
+    answers whether there was such a call.
+
+    Args:
+        id: the id of the request to cancel.
+    """
     return ctx.session.cancel(id)
 
 
 def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, ctx: Context) -> str:
-    """Subscribe to a topic; answers the subscription id that its events carry."""
+    """Subscribe to a topic; answers the subscription id that its events carry.
+
+    Args:
+        topic: the topic's name (the document's ``x-topics`` lists them).
+        params: the topic's params, by position or by name.
+    """
     session = ctx.session
     found = session.topics.get(topic) if session.topics is not None else None
     if found is None:
@@ -44,6 +56,9 @@ def unsubscribe(subscription: str, ctx: Context) -> bool:
 
     Its tasks are cancelled here and now, so no event of it is sent after the
     answer; they finish on their own.
+
+    Args:
+        subscription: the id that rpc.subscribe answered.
     """
     held = ctx.session.subscriptions.get(subscription)
     if held is None:
