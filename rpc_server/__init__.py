@@ -6,20 +6,26 @@
 ... def greet(name: str) -> str:
 ...     return f"Hello, {name}"
 
-Then ``async with RpcServer(registry, port=0) as server: ...``. The layers:
-:mod:`.protocol` (wire format), :mod:`.dispatch` (message in, response out, no
-I/O), :mod:`.registry` and :mod:`.schema` (tools and their params),
-:mod:`.server` (WebSocket), :mod:`.cli` (the command line).
+Then ``async with RpcServer(registry, port=0) as server: ...``. The layers,
+from the bottom: :mod:`.protocol` (wire format), :mod:`.config` (the limits),
+:mod:`.session` and :mod:`.context` (per-connection state, what a tool sees),
+:mod:`.schema` and :mod:`.registry` (tools and their params), :mod:`.topics`,
+:mod:`.methods` (the ``rpc.*`` methods), :mod:`.dispatch` (message in,
+response out, no I/O), :mod:`.handshake` (the opening request: HTTP routes,
+gates, admission; no I/O), :mod:`.connection` (one socket), :mod:`.server`
+(listening), :mod:`.cli` (the command line).
 """
 
 from __future__ import annotations
 
 from . import codes
+from .config import Limits
+from .context import Context
 from .dispatch import Dispatcher
 from .errors import InvalidParamsError, RpcServerError, ToolDefinitionError, ToolError
 from .registry import Kind, Registry, Tool
 from .server import RpcServer
-from .session import Context, Session
+from .session import Session
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
@@ -28,6 +34,7 @@ __all__ = [
     "Dispatcher",
     "InvalidParamsError",
     "Kind",
+    "Limits",
     "Registry",
     "RpcServer",
     "RpcServerError",

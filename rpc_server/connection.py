@@ -34,28 +34,61 @@ import asyncio
 import collections
 import logging
 import os
-from collections.abc import Awaitable
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias
 
 import orjson
-from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from . import codes, protocol
-from .session import Session
+from .config import Limits
+from .handshake import Admission
+from .session import Session, TopicDirectory
 
-if TYPE_CHECKING:
-    from .server import RpcServer
-
-__all__ = ["BINARY_FRAME_REPLY", "PATHS", "Connection"]
+__all__ = ["BINARY_FRAME_REPLY", "Connection", "Handler", "Host"]
 
 logger = logging.getLogger("rpc_server")
 
-PATHS = ("/", "/ws")
+# Answers one message of a connection: the dispatcher's contract (bytes to send,
+# None, or an awaitable of either), whatever protocol the connection speaks.
+Handler: TypeAlias = Callable[[str, Session], Any]
+
+
+class Host(Protocol):
+    """What a connection needs from the server that accepted it; the server passes itself."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def topics(self) -> TopicDirectory: ...
+
+    @property
+    def closing(self) -> bool:
+        """The server is closing: a socket accepted now is closed at once."""
+        ...
+
+    def websocket(self) -> ServerProtocol:
+        """A new Sans-I/O protocol for one connection, with the server's options (size, origins, extensions)."""
+        ...
+
+    def admit(self, request: Request) -> Response | Admission:
+        """The handshake's decision: a response that ends the exchange, or an admission (see :mod:`.handshake`)."""
+        ...
+
+    def handler(self, subprotocol: str | None) -> Handler:
+        """What answers the messages of a connection that negotiated ``subprotocol`` (None: plain JSON-RPC)."""
+        ...
+
+    def opened(self, connection: Connection) -> None:
+        """A socket was accepted."""
+
+    def closed(self, connection: Connection) -> None:
+        """A connection has closed and cleaned up after itself."""
+
 
 # A binary frame is refused as an Invalid Request, and the connection stays
 # open, since the peer may well send text next.
@@ -91,20 +124,17 @@ def _is_cancel(data: Any) -> bool:
 class Connection(asyncio.Protocol):
     """The life of one client connection; created by the server for each accepted socket."""
 
-    def __init__(self, server: RpcServer) -> None:
-        self.server = server
-        self.ws = ServerProtocol(
-            origins=server.origins,  # type: ignore[arg-type]
-            max_size=server.max_message_size,
-            extensions=enable_server_permessage_deflate(None) if server.compression else None,
-        )
-        self.dispatch = server.dispatcher.dispatch
-        self.limit = server.max_in_flight
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        limits = self.limits = host.limits
+        self.ws = host.websocket()
+        self.dispatch: Handler = host.handler(None)
+        self.limit = limits.max_in_flight
         self.session = Session(
             self._push,
-            topics=server.topics,
-            max_subscriptions=server.max_subscriptions,
-            subscription_buffer=server.subscription_buffer,
+            topics=host.topics,
+            max_subscriptions=limits.max_subscriptions,
+            subscription_buffer=limits.subscription_buffer,
         )
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -131,11 +161,11 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server.connections.add(self)
-        if self.server.closing:  # accepted in the instant the server was closed
+        self.host.opened(self)
+        if self.host.closing:  # accepted in the instant the server was closed
             transport.close()
             return
-        self.open_timer = self.loop.call_later(self.server.open_timeout, self._abort)
+        self.open_timer = self.loop.call_later(self.limits.open_timeout_s, self._abort)
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -196,13 +226,18 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        if request.path.partition("?")[0] in PATHS:
-            response = self.ws.accept(request)  # checks the handshake, and Origin if asked to
-        else:
-            response = self.ws.reject(HTTPStatus.NOT_FOUND, "Not Found: the WebSocket endpoints are / and /ws\n")
+        decision = self.host.admit(request)
+        if isinstance(decision, Response):  # plain HTTP, or a refusal: the exchange ends here
+            self.ws.send_response(decision)
+            return
+        response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol
         self.ws.send_response(response)
         if self.ws.state is _OPEN:
             self.accepted = True
+            self.session.identity = decision.identity
+            self.session.allowed = decision.allowed
+            if self.ws.subprotocol is not None:
+                self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()
 
     def _process_backlog(self) -> None:
@@ -333,12 +368,12 @@ class Connection(asyncio.Protocol):
         if self.close_timer is None and self.ws.close_expected():
             # The peer now has close_timeout to end its side before we cut it; set once,
             # so that a peer that keeps pinging cannot put it off.
-            self.close_timer = self.loop.call_later(self.server.close_timeout, self._abort)
+            self.close_timer = self.loop.call_later(self.limits.close_timeout_s, self._abort)
 
     # -- keepalive and closing -------------------------------------------------
 
     def _schedule_ping(self) -> None:
-        self.ping_timer = self.loop.call_later(self.server.ping_interval, self._send_ping)
+        self.ping_timer = self.loop.call_later(self.limits.ping_interval_s, self._send_ping)
 
     def _send_ping(self) -> None:
         if self.ws.state is not _OPEN:
@@ -346,7 +381,7 @@ class Connection(asyncio.Protocol):
         self.ping = os.urandom(4)
         self.ws.send_ping(self.ping)
         self._flush()
-        self.ping_timer = self.loop.call_later(self.server.ping_timeout, self._ping_timed_out)
+        self.ping_timer = self.loop.call_later(self.limits.ping_timeout_s, self._ping_timed_out)
 
     def _pong(self, data: Any) -> None:
         if self.ping is not None and data == self.ping:
@@ -357,7 +392,7 @@ class Connection(asyncio.Protocol):
                 self._schedule_ping()
 
     def _ping_timed_out(self) -> None:
-        logger.info("closing a connection that answered no ping for %s s", self.server.ping_timeout)
+        logger.info("closing a connection that answered no ping for %s s", self.limits.ping_timeout_s)
         self.ws.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self.accepted = False
         self._flush()
@@ -385,6 +420,6 @@ class Connection(asyncio.Protocol):
                 await asyncio.gather(*self.running, return_exceptions=True)
             await self.session.close()
         finally:
-            self.server.connections.discard(self)
+            self.host.closed(self)
             if not self.closed.done():
                 self.closed.set_result(None)

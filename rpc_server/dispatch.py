@@ -31,16 +31,18 @@ from jsonrpcserver.exceptions import JsonRpcError
 from oslash.either import Left, Right  # type: ignore[import-untyped]
 
 from . import codes, protocol
+from .config import Limits
+from .context import Context
 from .errors import NODATA
 from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
-from .session import Context, Session
+from .session import Session
 
 __all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
 
 logger = logging.getLogger("rpc_server")
 
-DEFAULT_MAX_BATCH = 1000
+DEFAULT_MAX_BATCH = Limits().max_batch
 
 # What dispatch() gives back: bytes to send, None for silence, or an awaitable of either.
 Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
@@ -172,9 +174,11 @@ class Dispatcher:
         method = obj["method"]
         tool = self._get(method)
         if tool is None:
-            tool = self._find(method)
-        if tool is None:
-            return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
+            tool = self._find(method)  # the rpc.* methods, which check what they touch themselves
+            if tool is None:
+                return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
+        elif session.allowed is not None and not session.allowed(method):
+            return None if id is _NOID else protocol.error(codes.FORBIDDEN, f"not allowed to call {method!r}", id)
         params = obj.get("params", _EMPTY)
         try:
             accepts = tool.accepts

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import codes
+from .context import Context
 from .errors import InvalidParamsError, ToolError
 from .registry import Registry, make_tool
-from .session import Context
 
 __all__ = ["protocol_methods"]
 
@@ -69,7 +69,6 @@ def unsubscribe(subscription: str, ctx: Context) -> bool:
 
 def protocol_methods() -> Registry:
     """A new registry of the ``rpc.*`` methods."""
-    registry = Registry()
-    for fn in (cancel, subscribe, unsubscribe):
-        registry._put(make_tool(fn, name=f"rpc.{fn.__name__}"), protocol=True)
-    return registry
+    return Registry(
+        [make_tool(fn, name=f"rpc.{fn.__name__}") for fn in (cancel, subscribe, unsubscribe)], reserved=True
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -140,10 +141,19 @@ class Registry(Mapping[str, Tool]):
     >>> @registry.tool
     ... def greet(name: str) -> str:
     ...     return f"Hello, {name}"
+
+    Args:
+        tools: tools to start with.
+        reserved: allow names beginning with ``rpc.`` (for the protocol's own methods only).
     """
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, reserved: bool = False) -> None:
         self._tools: dict[str, Tool] = {}
+        self._reserved = reserved
+        # Registries that include this one, and whether they replace on a clash:
+        # tools added here later reach them too (include() is live).
+        # (A list of weak references: a Registry is a Mapping, so it compares by content and has no hash.)
+        self._includers: list[tuple[weakref.ref[Registry], bool]] = []
         for tool in tools:
             self._put(tool)
 
@@ -154,13 +164,37 @@ class Registry(Mapping[str, Tool]):
         registry.include(methods)
         return registry
 
-    def _put(self, tool: Tool, *, replace: bool = False, protocol: bool = False) -> Tool:
-        if tool.name.startswith(RESERVED_PREFIX) and not protocol:
+    def _check(self, tool: Tool, replace: bool) -> None:
+        """Raise if ``tool`` cannot be put here, or in a registry that includes this one."""
+        if tool.name.startswith(RESERVED_PREFIX) and not self._reserved:
             raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
-        if tool.name in self._tools and not replace:
+        held = self._tools.get(tool.name)
+        if held is not None and not replace and held.fn is not tool.fn:
             raise ToolDefinitionError(f"a tool named {tool.name!r} is already registered")
-        self._tools[tool.name] = tool
+        for includer, includer_replaces in self._live_includers():
+            includer._check(tool, includer_replaces)
+
+    def _live_includers(self) -> list[tuple[Registry, bool]]:
+        live = [(ref(), replace) for ref, replace in self._includers]
+        if any(includer is None for includer, _ in live):
+            self._includers = [(ref, replace) for ref, replace in self._includers if ref() is not None]
+        return [(includer, replace) for includer, replace in live if includer is not None]
+
+    def _included_by(self, other: Registry) -> bool:
+        return any(includer is other or includer._included_by(other) for includer, _ in self._live_includers())
+
+    def _put(self, tool: Tool, *, replace: bool = False) -> Tool:
+        self._check(tool, replace)
+        self._store(tool)
         return tool
+
+    def _store(self, tool: Tool) -> None:
+        held = self._tools.get(tool.name)
+        if held is not None and held.fn is tool.fn and held.kind is tool.kind:
+            return  # the same function under the same name, included twice: nothing to do
+        self._tools[tool.name] = tool
+        for includer, _ in self._live_includers():
+            includer._store(tool)
 
     def add(
         self,
@@ -221,12 +255,27 @@ class Registry(Mapping[str, Tool]):
         return decorate(fn) if fn is not None else decorate
 
     def include(self, other: Registry | Mapping[str, Callable[..., Any]], *, replace: bool = False) -> None:
-        """Add every tool of another registry, or every function of a methods dict."""
+        """Serve every tool of another registry, or every function of a methods dict, from this one too.
+
+        Including a :class:`Registry` is live: a tool added to ``other`` later
+        is served from this registry as well (and refused there if its name is
+        taken here). A methods dict is read once, when included.
+
+        Args:
+            replace: on a name clash, take ``other``'s tool instead of refusing.
+
+        Raises:
+            ToolDefinitionError: a name is taken (and ``replace`` is false) or reserved.
+        """
+        if other is self or (isinstance(other, Registry) and self._included_by(other)):
+            raise ToolDefinitionError("registries cannot include each other in a circle")
         for name, item in other.items():
             if isinstance(item, Tool):
                 self._put(item, replace=replace)
             else:
                 self.add(item, name=name, replace=replace)
+        if isinstance(other, Registry) and all(ref() is not self for ref, _ in other._includers):
+            other._includers.append((weakref.ref(self), replace))
 
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]

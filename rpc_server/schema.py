@@ -22,8 +22,8 @@ from typing import Any
 
 import fastjsonschema
 
+from .context import Context
 from .errors import InvalidParamsError, ToolDefinitionError
-from .session import Context
 
 __all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load", "return_schema"]
 
@@ -66,8 +66,8 @@ _SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 
 
 def load(name: str) -> dict[str, Any]:
-    """Read ``schemas/<name>`` from the installed package data."""
-    return json.loads(resources.files("schemas").joinpath(name).read_text("utf-8"))
+    """Read ``schemas/<name>`` from the installed package data (``rpc_server.schemas``)."""
+    return json.loads(resources.files("rpc_server.schemas").joinpath(name).read_text("utf-8"))
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:

@@ -9,21 +9,23 @@ own, so a slow call never holds up the calls behind it (see
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .connection import BINARY_FRAME_REPLY, PATHS, Connection
-from .dispatch import DEFAULT_MAX_BATCH, Dispatcher
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from .config import Limits
+from .connection import BINARY_FRAME_REPLY, Connection, Handler
+from .dispatch import Dispatcher
+from .handshake import PATHS, Admission, Handshake
 from .registry import Registry
-from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
-__all__ = ["BINARY_FRAME_REPLY", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_MESSAGE_SIZE", "PATHS", "RpcServer"]
-
-DEFAULT_MAX_IN_FLIGHT = 128
-DEFAULT_MAX_MESSAGE_SIZE = 2**20
+__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer"]
 
 
 class RpcServer:
@@ -36,25 +38,22 @@ class RpcServer:
         registry: the tools to serve; the built-in tools when not given.
         host: the address to listen on.
         port: the port; 0 picks a free one.
-        max_in_flight: per connection, the messages awaiting async tools
-            before the server stops reading from it (a batch counts as one).
-        max_batch: the longest batch accepted.
-        max_message_size: the largest incoming message, in bytes; a larger one
-            closes the connection with code 1009, as WebSocket prescribes.
+        limits: what each connection and the server may use (:class:`~.config.Limits`).
         compression: negotiate permessage-deflate. Off by default: it cost
             27-37% of throughput on small messages here.
         topics: what clients can subscribe to; the built-in ``clock`` when not given.
-        max_subscriptions: subscriptions one connection may hold at once.
-        subscription_buffer: events kept per subscription for a slow reader;
-            past it the oldest are dropped (see :mod:`.topics`).
-        ping_interval: seconds between keepalive pings; a peer that has not
-            answered one within ``ping_timeout`` seconds is cut off.
-        open_timeout: seconds a client has to complete the opening handshake.
-        close_timeout: seconds a peer has to complete the closing handshake.
         origins: the ``Origin`` headers accepted (``None`` in the list for
             clients that send none, as non-browser clients do); any when not
             given. Set it when browsers may reach the server: otherwise any web
             page the user opens can call its tools.
+
+    Attributes:
+        handshake: what decides each opening request (:mod:`.handshake`): add
+            HTTP routes to ``handshake.routes`` and gates to ``handshake.gates``
+            before the server starts.
+        subprotocols: handlers for WebSocket subprotocols a client may ask for,
+            by name: each is called once per connection that negotiated it and
+            returns what answers that connection's messages.
     """
 
     def __init__(
@@ -63,38 +62,48 @@ class RpcServer:
         *,
         host: str = "127.0.0.1",
         port: int = 8000,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        max_batch: int = DEFAULT_MAX_BATCH,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        limits: Limits | None = None,
         compression: bool = False,
         topics: Topics | None = None,
-        max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
-        subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
-        ping_interval: float = 20.0,
-        ping_timeout: float = 20.0,
-        open_timeout: float = 10.0,
-        close_timeout: float = 10.0,
         origins: Sequence[str | None] | None = None,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        self.dispatcher = Dispatcher(registry if registry is not None else builtin_tools(), max_batch=max_batch)
+        self.limits = limits if limits is not None else Limits()
+        self.registry = registry if registry is not None else builtin_tools()
+        self.dispatcher = Dispatcher(self.registry, max_batch=self.limits.max_batch)
         self.host = host
-        self.max_in_flight = max_in_flight
-        self.max_message_size = max_message_size
         self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
-        self.max_subscriptions = max_subscriptions
-        self.subscription_buffer = subscription_buffer
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
         self.origins = origins
+        self.handshake = Handshake()
+        self.subprotocols: dict[str, Callable[[], Handler]] = {}
         self.connections: set[Connection] = set()
         self.closing = False
         self._port = port
         self._server: asyncio.Server | None = None
+
+    # -- what each connection asks of its server (connection.Host) ------------
+
+    def websocket(self) -> ServerProtocol:
+        return ServerProtocol(
+            origins=self.origins,  # type: ignore[arg-type]
+            subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
+            max_size=self.limits.max_message_bytes,
+            extensions=enable_server_permessage_deflate(None) if self.compression else None,
+        )
+
+    def admit(self, request: Request) -> Response | Admission:
+        return self.handshake.decide(request)
+
+    def handler(self, subprotocol: str | None) -> Handler:
+        if subprotocol is None:
+            return self.dispatcher.dispatch
+        return self.subprotocols[subprotocol]()
+
+    def opened(self, connection: Connection) -> None:
+        self.connections.add(connection)
+
+    def closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import codes, schema
+from .context import Context
 from .errors import ToolError
 from .registry import Registry
-from .session import Context
 
 __all__ = [
     "MAX_INT_BITS",

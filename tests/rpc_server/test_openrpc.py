@@ -12,7 +12,7 @@ from rpc_server import Registry, ToolDefinitionError, ToolError, builtin_tools, 
 from rpc_server.methods import protocol_methods
 from rpc_server.openrpc import OPENRPC_VERSION, document, package_version
 from rpc_server.schema import DRAFT
-from rpc_server.session import Context
+from rpc_server import Context
 from rpc_server.topics import Topics
 
 from .specs import openrpc_errors
