@@ -45,7 +45,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission
+from .handshake import Admission, endpoint_of
 from .session import Session, TopicDirectory
 
 __all__ = ["BINARY_FRAME_REPLY", "Connection", "Handler", "Host"]
@@ -236,6 +236,7 @@ class Connection(asyncio.Protocol):
             self.accepted = True
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
+            self.session.endpoint = endpoint_of(request)
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()

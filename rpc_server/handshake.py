@@ -38,6 +38,7 @@ __all__ = [
     "Handler",
     "Handshake",
     "Routes",
+    "endpoint_of",
     "is_upgrade",
     "json_response",
     "path_of",
@@ -75,6 +76,21 @@ Handler = Callable[[Request], Response]
 def path_of(request: Request) -> str:
     """The request's path without its query string (which may carry a credential, and is never logged)."""
     return request.path.partition("?")[0]
+
+
+def endpoint_of(request: Request, path: str | None = None) -> str | None:
+    """The WebSocket URL the client reached, as it named it (Host header), without the query; None with no Host.
+
+    Args:
+        path: the endpoint's path, for a plain HTTP request about it (``/openrpc.json``
+            names ``/ws``); the request's own path when not given.
+    """
+    host = request.headers.get("Host")
+    if not host or any(c in host for c in "/\\?#@ "):
+        return None
+    # Behind a TLS-terminating proxy the client spoke wss; the proxy says so.
+    scheme = "wss" if request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https" else "ws"
+    return f"{scheme}://{host}{path if path is not None else path_of(request)}"
 
 
 def is_upgrade(request: Request) -> bool:

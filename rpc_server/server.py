@@ -16,6 +16,7 @@ from typing import Any
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, Connection, Handler
@@ -26,6 +27,18 @@ from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
 __all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer"]
+
+
+def _select_subprotocol(ws: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Ours that the client offers, first in our order; else none: the client speaks plain JSON-RPC.
+
+    websockets' default refuses (400) a client that offers none of the server's
+    subprotocols, which would shut out every plain client once one is served.
+    """
+    for name in ws.available_subprotocols or ():
+        if name in offered:
+            return name
+    return None
 
 
 class RpcServer:
@@ -53,7 +66,8 @@ class RpcServer:
             before the server starts.
         subprotocols: handlers for WebSocket subprotocols a client may ask for,
             by name: each is called once per connection that negotiated it and
-            returns what answers that connection's messages.
+            returns what answers that connection's messages. A client that
+            offers none of them speaks plain JSON-RPC.
     """
 
     def __init__(
@@ -87,6 +101,7 @@ class RpcServer:
         return ServerProtocol(
             origins=self.origins,  # type: ignore[arg-type]
             subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
+            select_subprotocol=_select_subprotocol,
             max_size=self.limits.max_message_bytes,
             extensions=enable_server_permessage_deflate(None) if self.compression else None,
         )

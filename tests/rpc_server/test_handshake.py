@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
 from rpc_server import Registry, codes
-from rpc_server.handshake import Admission, Handshake, Routes, is_upgrade, json_response, response
+from rpc_server.handshake import Admission, Handshake, Routes, endpoint_of, is_upgrade, json_response, response
 
 from .corpus import request
 from .wire import WAIT, StartServer, rpc
@@ -196,3 +196,32 @@ async def test_the_admission_decides_what_the_connection_may_call(start_server: 
             assert json.loads(await ws.recv()) == {"error": "Forbidden: not allowed to call 'add'"}
         (connection,) = server.connections
         assert connection.session.identity == "tester"
+
+
+def test_the_endpoint_is_the_url_the_client_named_without_its_query() -> None:
+    """ws://Host/path from the request, never its query (a credential may be there); wss behind a TLS proxy."""
+    assert endpoint_of(Request("/ws?access_token=secret", Headers({"Host": "example.org:8000"}))) == (
+        "ws://example.org:8000/ws"
+    )
+    proxied = Request("/", Headers({"Host": "rpc.example.org", "X-Forwarded-Proto": "https"}))
+    assert endpoint_of(proxied) == "wss://rpc.example.org/"
+    assert endpoint_of(proxied, "/ws") == "wss://rpc.example.org/ws"
+    assert endpoint_of(Request("/ws", Headers())) is None
+    assert endpoint_of(Request("/ws", Headers({"Host": "evil/x"}))) is None
+
+
+async def test_a_client_offering_none_of_the_served_subprotocols_speaks_plain_json_rpc(
+    start_server: StartServer,
+) -> None:
+    """With a subprotocol served, a client offering none (or another) still connects, without one."""
+    server = await start_server()
+    server.subprotocols["echo"] = lambda: lambda text, session: text.encode()
+    async with connect(server.url, subprotocols=["echo"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "echo"
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        assert [c.session.endpoint for c in server.connections] == [server.url]
+    for offered in (None, ["chat"]):
+        async with connect(server.url, subprotocols=offered) as ws:  # type: ignore[arg-type]
+            assert ws.subprotocol is None
+            assert (await rpc(ws, "multiply", [3, 4]))["result"] == 12
