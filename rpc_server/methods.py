@@ -1,4 +1,4 @@
-"""The protocol's own methods, named ``rpc.*``: cancellation and subscriptions.
+"""The protocol's own methods, named ``rpc.*``: cancellation, subscriptions and discovery.
 
 They are tools like any other (schemas derived from their signatures, errors
 as values), kept in a registry of their own that users cannot add to.
@@ -6,12 +6,14 @@ as values), kept in a registry of their own that users cannot add to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import codes
 from .context import Context
 from .errors import InvalidParamsError, ToolError
-from .registry import Registry, make_tool
+from .registry import Registry, Tool, make_tool
+from .session import Session
 
 __all__ = ["protocol_methods"]
 
@@ -67,8 +69,25 @@ def unsubscribe(subscription: str, ctx: Context) -> bool:
     return True
 
 
-def protocol_methods() -> Registry:
-    """A new registry of the ``rpc.*`` methods."""
-    return Registry(
-        [make_tool(fn, name=f"rpc.{fn.__name__}") for fn in (cancel, subscribe, unsubscribe)], reserved=True
-    )
+# The schema of rpc.discover's result, as the OpenRPC specification's own example gives it.
+OPENRPC_DOCUMENT = {"$ref": "https://meta.open-rpc.org/"}
+
+
+def _discover(describe: Callable[[Session], dict[str, Any]]) -> Tool:
+    def discover(ctx: Context) -> dict[str, Any]:
+        """The OpenRPC document of this server: the methods you may call, their params, results and errors."""
+        return describe(ctx.session)
+
+    return make_tool(discover, name="rpc.discover", result=OPENRPC_DOCUMENT)
+
+
+def protocol_methods(describe: Callable[[Session], dict[str, Any]] | None = None) -> Registry:
+    """A new registry of the ``rpc.*`` methods.
+
+    Args:
+        describe: the OpenRPC document for a session; with it, ``rpc.discover`` answers it.
+    """
+    tools = [make_tool(fn, name=f"rpc.{fn.__name__}") for fn in (cancel, subscribe, unsubscribe)]
+    if describe is not None:
+        tools.append(_discover(describe))
+    return Registry(tools, reserved=True)

@@ -32,7 +32,8 @@ from typing import Any
 from . import schema as schemas
 from .describe import Description, Param, Params, describe, params_of, summary
 from .registry import Registry
-from .topics import Topic, Topics
+from .session import TopicDirectory
+from .topics import Topic
 
 __all__ = ["NOTIFICATIONS", "OPENRPC_VERSION", "document", "method", "package_version", "topic"]
 
@@ -155,7 +156,7 @@ def document(
     registry: Registry,
     *,
     protocol: Iterable[Any] = (),
-    topics: Topics | None = None,
+    topics: TopicDirectory | None = None,
     url: str | None = None,
     may_call: Callable[[str], bool] | None = None,
     title: str = _TITLE,
@@ -169,13 +170,13 @@ def document(
         protocol: the ``rpc.*`` methods' tools, described after the user's.
         topics: listed in ``x-topics``.
         url: the endpoint the client connected to, for ``servers``.
-        may_call: when given, only the methods it says yes to are listed.
+        may_call: when given, only the user's tools it says yes to are listed
+            (the ``rpc.*`` methods are everyone's).
         title, version, description: the ``info`` object; version
             defaults to the installed package's.
     """
-    methods = [
-        method(describe(tool)) for tool in [*registry.values(), *protocol] if may_call is None or may_call(tool.name)
-    ]
+    tools = [tool for tool in registry.values() if may_call is None or may_call(tool.name)]
+    methods = [method(describe(tool)) for tool in [*tools, *protocol]]
     doc: dict[str, Any] = {
         "openrpc": OPENRPC_VERSION,
         "info": {"title": title, "version": version or package_version(), "description": description},

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import jsonschema
 import pytest
 
-from rpc_server import Registry, ToolDefinitionError, ToolError, builtin_tools, builtin_topics
+from rpc_server import (
+    Context,
+    Dispatcher,
+    Registry,
+    Session,
+    ToolDefinitionError,
+    ToolError,
+    builtin_tools,
+    builtin_topics,
+)
 from rpc_server.methods import protocol_methods
 from rpc_server.openrpc import OPENRPC_VERSION, document, package_version
 from rpc_server.schema import DRAFT
-from rpc_server import Context
 from rpc_server.topics import Topics
 
+from .corpus import request
 from .specs import openrpc_errors
 
 URL = "ws://127.0.0.1:8000/ws"
@@ -262,9 +272,9 @@ def test_a_hand_written_schema_of_another_shape_is_still_valid_openrpc() -> None
 
 
 def test_may_call_keeps_only_the_methods_the_caller_may_call() -> None:
-    """With a may_call predicate, the methods it refuses are not in the document."""
-    doc = builtin_document(may_call=lambda name: name in ("multiply", "rpc.cancel"))
-    assert [m["name"] for m in doc["methods"]] == ["multiply", "rpc.cancel"]
+    """With a may_call predicate, the tools it refuses are not in the document; the rpc.* methods always are."""
+    doc = builtin_document(may_call=lambda name: name == "multiply")
+    assert [m["name"] for m in doc["methods"]] == ["multiply", "rpc.cancel", "rpc.subscribe", "rpc.unsubscribe"]
 
 
 def test_topics_without_params_are_listed_with_none() -> None:
@@ -276,3 +286,24 @@ def test_topics_without_params_are_listed_with_none() -> None:
     assert doc["x-topics"] == [
         {"name": "news", "paramStructure": "either", "params": [], "event": {"name": "event", "schema": {}}}
     ]
+
+
+async def test_rpc_discover_answers_the_document_for_the_caller_s_session() -> None:
+    """rpc.discover, with no socket: the session's endpoint is the server, and its allowed() picks the tools."""
+    registry = builtin_tools()
+    session = Session(topics=builtin_topics())
+    session.endpoint = URL
+    session.allowed = lambda name: name in ("add", "count")
+    response = json.loads(await Dispatcher(registry).dispatch_async(request("rpc.discover", [], 1), session))  # type: ignore[arg-type]
+    doc = response["result"]
+    assert openrpc_errors(doc) == []
+    assert doc["servers"] == [{"name": "rpc-tools", "url": URL}]
+    assert [m["name"] for m in doc["methods"]] == [
+        "add",
+        "count",
+        "rpc.cancel",
+        "rpc.subscribe",
+        "rpc.unsubscribe",
+        "rpc.discover",
+    ]
+    assert Dispatcher(registry).describe()["methods"][0]["name"] == "add"
