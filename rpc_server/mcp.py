@@ -2,9 +2,11 @@
 
 A WebSocket client that offers the subprotocol ``mcp`` (as the official SDKs'
 WebSocket clients do) is served MCP instead of this server's plain JSON-RPC.
-An :class:`McpSession` takes the text of each message and gives back the text
-of its answer, like :meth:`.Dispatcher.dispatch`, and pushes progress through
-the connection's :class:`~.session.Session`.
+An :class:`McpSession` is that connection's handler: it takes the text of
+each message and gives back the text of its answer, as
+:meth:`.Dispatcher.dispatch` does, and pushes progress through the
+connection's :class:`~.session.Session`. Like plain JSON-RPC callers, an MCP
+caller sees and calls only the tools its session permits.
 
 It only translates. A ``tools/call`` becomes a JSON-RPC request to the
 :class:`~.dispatch.Dispatcher`, so the arguments meet the same validator,
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -50,7 +52,7 @@ from .dispatch import Dispatcher, Reply
 from .errors import ToolError
 from .openrpc import package_version
 from .registry import RESERVED_PREFIX, Tool
-from .session import Session
+from .session import Send, Session
 
 __all__ = ["LATEST", "SUBPROTOCOL", "VERSIONS", "McpSession"]
 
@@ -113,32 +115,36 @@ def _error_text(error: dict[str, Any]) -> str:
 class McpSession:
     """MCP for one connection; see the module docstring.
 
+    Called as the connection's handler, ``mcp(message, connection_session)``.
+    On the first message it takes over the connection session's ``send``:
+    pushes from tools are translated, then go out through it. Only the tools
+    the session :meth:`~.session.Session.permits` are listed and callable.
+
     Args:
         dispatcher: runs the calls.
-        session: the connection's session. This object takes over its ``send``:
-            pushes from tools are translated, then go out through it.
-        may_call: when given, only the tools it says yes to are listed and callable.
     """
 
-    def __init__(
-        self, dispatcher: Dispatcher, session: Session, *, may_call: Callable[[str], bool] | None = None
-    ) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self.session = session
-        self.may_call = may_call
+        self.session: Session | None = None
         self.version: str | None = None  # agreed at initialize
         self.client_info: dict[str, Any] = {}
-        self._out = session.send
-        session.send = self._pushed
+        self._out: Send | None = None
         self._ids = itertools.count(1)
         self._calls: dict[Any, _Call] = {}  # by the dispatcher-side id
         self._by_client_id: dict[Any, int] = {}
         self._described: dict[str, tuple[Tool, Description]] = {}
 
+    def _bind(self, session: Session) -> None:
+        self.session, self._out = session, session.send
+        session.send = self._pushed
+
     # -- messages ---------------------------------------------------------------
 
-    def dispatch(self, message: str | bytes) -> Reply:
+    def __call__(self, message: str | bytes, session: Session) -> Reply:
         """Answer one message: bytes to send, None for silence, or an awaitable of either."""
+        if self.session is not session:
+            self._bind(session)
         try:
             obj = protocol.decode(message)
         except protocol.DecodeError as exc:
@@ -201,7 +207,7 @@ class McpSession:
         if method == "notifications/cancelled" and isinstance(params, dict):
             inner = self._by_client_id.get(params.get("requestId"))
             call = self._calls.get(inner) if inner is not None else None
-            if call is not None:
+            if call is not None and self.session is not None:
                 call.cancelled = True
                 self.session.cancel(inner)
         # notifications/initialized, progress, roots: nothing to do
@@ -231,7 +237,7 @@ class McpSession:
         if not isinstance(name, str) or name.startswith(RESERVED_PREFIX):
             return None
         tool = self.dispatcher.registry.get(name)
-        if tool is None or (self.may_call is not None and not self.may_call(name)):
+        if tool is None or self.session is None or not self.session.permits(name):
             return None
         cached = self._described.get(name)
         if cached is None or cached[0] is not tool:  # described once per tool, again if it was replaced
@@ -369,4 +375,5 @@ class McpSession:
             text = params.get("message")
         if text is not None and self.version is not None and self.version >= _MESSAGES:
             out["message"] = text
-        await self._out(protocol.encode({"jsonrpc": "2.0", "method": "notifications/progress", "params": out}))
+        if self._out is not None:
+            await self._out(protocol.encode({"jsonrpc": "2.0", "method": "notifications/progress", "params": out}))

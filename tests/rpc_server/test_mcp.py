@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jsonschema
@@ -17,10 +17,11 @@ from rpc_server.mcp import LATEST, VERSIONS, McpSession
 class Peer:
     """An MCP session over the built-in tools, and what it pushed."""
 
-    def __init__(self, registry: Registry | None = None, **options: Any) -> None:
+    def __init__(self, registry: Registry | None = None, allowed: Callable[[str], bool] | None = None) -> None:
         self.pushed: list[dict[str, Any]] = []
         self.session = Session(self._send)
-        self.mcp = McpSession(Dispatcher(registry or builtin_tools()), self.session, **options)
+        self.session.allowed = allowed
+        self.mcp = McpSession(Dispatcher(registry or builtin_tools()))
         self.ids = 0
 
     async def _send(self, message: bytes) -> None:
@@ -28,7 +29,7 @@ class Peer:
 
     def start(self, message: Any) -> Awaitable[Any] | Any:
         """Hand one message over; the decoded answer, or an awaitable of it for a call that runs on."""
-        reply = self.mcp.dispatch(json.dumps(message))
+        reply = self.mcp(json.dumps(message), self.session)
         if reply is None or isinstance(reply, bytes):
             return None if reply is None else json.loads(reply)
 
@@ -100,7 +101,7 @@ async def test_malformed_messages_get_json_rpc_errors() -> None:
     """Not JSON is -32700, an unknown method -32601, a null id -32600, a non-object params -32602."""
     peer = Peer()
     await peer.initialize()
-    assert json.loads(peer.mcp.dispatch("{"))["error"]["code"] == -32700  # type: ignore[arg-type]
+    assert json.loads(peer.mcp("{", peer.session))["error"]["code"] == -32700  # type: ignore[arg-type]
     assert (await peer.request("resources/list"))["error"]["code"] == -32601
     assert (await peer.send({"jsonrpc": "2.0", "id": None, "method": "ping"}))["error"]["code"] == -32600
     assert (await peer.send({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": [1]}))["error"]["code"] == -32602
@@ -205,9 +206,9 @@ async def test_schemas_are_written_in_2020_12_for_2025_11_25() -> None:
     assert (await new.call("span", {"pair": [2, 7]}))["structuredContent"] == {"result": 5}
 
 
-async def test_may_call_hides_and_refuses_other_tools() -> None:
-    """With may_call, tools/list shows only what it allows, and calling another is an unknown tool."""
-    peer = Peer(may_call=lambda name: name == "add")
+async def test_a_caller_sees_and_calls_only_what_it_may_call() -> None:
+    """With the session's allowed(), tools/list shows only what it allows, and calling another is an unknown tool."""
+    peer = Peer(allowed=lambda name: name == "add")
     await peer.initialize()
     assert list(await peer.tools()) == ["add"]
     assert (await peer.request("tools/call", {"name": "multiply", "arguments": {"a": 1, "b": 2}}))["error"][
