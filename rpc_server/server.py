@@ -18,6 +18,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from . import discovery
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, Connection, Handler
 from .dispatch import Dispatcher
@@ -68,6 +69,9 @@ class RpcServer:
             by name: each is called once per connection that negotiated it and
             returns what answers that connection's messages. A client that
             offers none of them speaks plain JSON-RPC.
+
+    Out of the box (:mod:`.discovery`): ``GET /openrpc.json``, the playground
+    page at ``GET /`` and ``/playground``, and MCP for the subprotocol ``mcp``.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class RpcServer:
         self.origins = origins
         self.handshake = Handshake()
         self.subprotocols: dict[str, Callable[[], Handler]] = {}
+        discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
         self._port = port
