@@ -1,4 +1,4 @@
-"""--list and --describe: the OpenRPC document as text."""
+"""--list and --describe: the OpenRPC document as text, pure and through the command line against a real server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from rpc_client import Client
+from rpc_client.cli import main
 from rpc_client.describe import describe_method, example_command, list_methods, type_text
 from rpc_server import Registry, builtin_tools, builtin_topics
 from rpc_server.dispatch import Dispatcher
@@ -87,3 +89,41 @@ def test_the_example_of_a_by_name_tool_names_its_params() -> None:
     command = example_command(method, url="ws://example:9/ws")
     assert command == "python -m rpc_client --url ws://example:9/ws greet name=text"
     assert shlex.split(command)[-1] == "name=text"
+
+
+def test_every_built_in_example_runs_as_printed(threaded_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each tool's example command, run through main(), exits 0 against a real server."""
+    doc = document()
+    for name in builtin_tools():
+        if name == "long_task":
+            continue  # its example works for a second; the others show the same shape faster
+        method = next(m for m in doc["methods"] if m["name"] == name)
+        words = shlex.split(example_command(method, url=threaded_server))[3:]  # drop "python -m rpc_client"
+        assert main(words) == 0, (name, words, capsys.readouterr())
+
+
+async def test_client_discover_returns_the_document(threaded_server: str) -> None:
+    """await client.discover() is the server's OpenRPC document, naming the URL the client used."""
+    async with Client(threaded_server) as client:
+        doc = await client.discover()
+    assert doc["openrpc"] == "1.3.2"
+    assert doc["servers"][0]["url"] == threaded_server
+
+
+def test_cli_list_and_describe_against_a_server(threaded_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--list prints the table and --describe one method, both read from the live server's rpc.discover."""
+    assert main(["--url", threaded_server, "--list"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split() == ["METHOD", "PARAMS", "DESCRIPTION"] and err == ""
+    assert main(["--url", threaded_server, "--describe", "multiply"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("multiply\n") and f"python -m rpc_client --url {threaded_server} multiply 1 1" in out
+    assert main(["--url", threaded_server, "--describe", "nope"]) == 1
+    assert "no method or topic 'nope'; --list shows them" in capsys.readouterr().err
+
+
+def test_cli_discovery_flags_are_a_mode_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """--list with a METHOD, or with --describe, is a usage error (2) before any connection."""
+    assert main(["--list", "multiply", "3", "4"]) == 2
+    assert main(["--list", "--describe", "add"]) == 2
+    assert "--list or --describe METHOD (one of them)" in capsys.readouterr().err
