@@ -466,7 +466,9 @@ async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None,
         if args.demo:
             return await _demo(client)
         if args.list or args.describe:
-            return await _discover(client, args.describe, None if args.url == DEFAULT_URL else args.url)
+            return await _discover(
+                client, args.describe, None if args.url == _env("RPC_URL", DEFAULT_URL) else args.url
+            )
         if calls is not None:
             return await _batch(client, calls, args.json, refused)
         if args.stream:

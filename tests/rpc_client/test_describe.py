@@ -127,3 +127,12 @@ def test_cli_discovery_flags_are_a_mode_of_their_own(capsys: pytest.CaptureFixtu
     assert main(["--list", "multiply", "3", "4"]) == 2
     assert main(["--list", "--describe", "add"]) == 2
     assert "--list or --describe METHOD (one of them)" in capsys.readouterr().err
+
+
+def test_the_example_names_the_url_only_when_it_came_from_the_command_line(
+    threaded_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the server named by RPC_URL, the example needs no --url: the reader's shell has it too."""
+    monkeypatch.setenv("RPC_URL", threaded_server)
+    assert main(["--describe", "multiply"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("\n  python -m rpc_client multiply 1 1")
