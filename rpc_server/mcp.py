@@ -38,6 +38,7 @@ dropped.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Awaitable
@@ -164,7 +165,9 @@ class McpSession:
 
     def _batch(self, outcomes: list[_Outcome]) -> Reply:
         async def gather() -> bytes | None:
-            done = [o if o is None or isinstance(o, dict) else await o for o in outcomes]
+            # Together, not one after the other: a slow call must not hold up the rest of its batch.
+            later = iter(await asyncio.gather(*(o for o in outcomes if o is not None and not isinstance(o, dict))))
+            done = [o if o is None or isinstance(o, dict) else next(later) for o in outcomes]
             responses = [r for r in done if r is not None]
             return protocol.encode(responses) if responses else None
 

@@ -128,6 +128,23 @@ async def test_a_batch_gets_one_array_of_answers() -> None:
     assert answers[1]["result"]["content"][0]["text"] == "5"
 
 
+async def test_the_calls_of_a_batch_run_together() -> None:
+    """Two calls in one batch run at once: a cancel of the first, sent while both wait, finds the second running too."""
+    peer = Peer()
+    await peer.initialize("2025-03-26")
+    calls = [
+        {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "sleep", "arguments": {"seconds": 10}}}
+        for n in (1, 2)
+    ]
+    batch = asyncio.ensure_future(peer.start(calls))  # type: ignore[arg-type]
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert all(task is not None for task in peer.session.running.values()) and len(peer.session.running) == 2
+    for n in (1, 2):
+        await peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": n}})
+    assert await asyncio.wait_for(batch, timeout=5) is None  # both cancelled: nothing is answered
+
+
 # -- tools/list -------------------------------------------------------------------
 
 
