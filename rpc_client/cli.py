@@ -494,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     modes = sum((args.demo, args.batch is not None, args.method is not None, args.list, args.describe is not None))
     if modes != 1:
         return _usage(
-            parser, "give a METHOD to call, or --batch FILE, --demo, --list or --describe METHOD (one of them)"
+            parser, "give a METHOD to call, or --batch FILE, or --demo, --list or --describe METHOD (one of them)"
         )
     if args.notify and args.method is None:
         return _usage(parser, "--notify needs a METHOD")
