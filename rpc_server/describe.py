@@ -228,8 +228,26 @@ def params_of(schema: Mapping[str, Any]) -> Params:
     return Params(EITHER, tuple(names[p.name] for p in positional), schema)
 
 
+# Descriptions by the id of their (immutable) Tool, which is kept with them so an id
+# reused after a tool is gone cannot match: reading a return annotation costs about
+# as much as the rest of a document, and rpc.discover may be asked on every connection.
+_DESCRIBED: dict[int, tuple[Tool, Description]] = {}
+_MAX_DESCRIBED = 4096
+
+
 def describe(tool: Tool) -> Description:
-    """What a client is told about ``tool``."""
+    """What a client is told about ``tool`` (worked out once per tool)."""
+    cached = _DESCRIBED.get(id(tool))
+    if cached is not None and cached[0] is tool:
+        return cached[1]
+    if len(_DESCRIBED) >= _MAX_DESCRIBED:
+        _DESCRIBED.clear()  # registries that keep replacing their tools: start again rather than grow
+    description = _describe(tool)
+    _DESCRIBED[id(tool)] = (tool, description)
+    return description
+
+
+def _describe(tool: Tool) -> Description:
     text = tool.description
     returned = schemas.return_schema(tool.fn)
     part: dict[str, Any] | None = None

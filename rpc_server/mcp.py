@@ -134,7 +134,6 @@ class McpSession:
         self._ids = itertools.count(1)
         self._calls: dict[Any, _Call] = {}  # by the dispatcher-side id
         self._by_client_id: dict[Any, int] = {}
-        self._described: dict[str, tuple[Tool, Description]] = {}
 
     def _bind(self, session: Session) -> None:
         self.session, self._out = session, session.send
@@ -242,10 +241,7 @@ class McpSession:
         tool = self.dispatcher.registry.get(name)
         if tool is None or self.session is None or not self.session.permits(name):
             return None
-        cached = self._described.get(name)
-        if cached is None or cached[0] is not tool:  # described once per tool, again if it was replaced
-            cached = self._described[name] = (tool, describe(tool))
-        return cached
+        return tool, describe(tool)
 
     def _schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """A schema as the agreed version reads it."""

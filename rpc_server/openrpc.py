@@ -25,6 +25,7 @@ This server's extensions, in ``x-`` members as the specification allows:
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -88,6 +89,7 @@ NOTIFICATIONS: list[dict[str, Any]] = [
 ]
 
 
+@functools.cache
 def package_version() -> str:
     """The installed version of rpc-tools."""
     try:
@@ -174,6 +176,9 @@ def document(
             (the ``rpc.*`` methods are everyone's).
         title, version, description: the ``info`` object; version
             defaults to the installed package's.
+
+    The document shares its schemas with the tools' records: treat it as
+    read-only, or copy it before changing it.
     """
     tools = [tool for tool in registry.values() if may_call is None or may_call(tool.name)]
     methods = [method(describe(tool)) for tool in [*tools, *protocol]]

@@ -121,3 +121,13 @@ def test_titles_are_readable_names() -> None:
     registry.add(f_either, schema={**from_signature(f_either), "title": "Add with a default"})
     assert describe(builtin_tools()["long_task"]).title == "Long task"
     assert describe(registry["f_either"]).title == "Add with a default"
+
+
+def test_a_tool_is_described_once_and_a_replaced_one_again() -> None:
+    """describe() keeps its answer per tool record; a tool added again under the same name is read anew."""
+    registry = Registry()
+    registry.add(f_either, name="f")
+    first = describe(registry["f"])
+    assert describe(registry["f"]) is first
+    registry.add(f_named, name="f", replace=True)
+    assert describe(registry["f"]).params.structure == BY_NAME
