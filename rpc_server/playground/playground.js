@@ -287,28 +287,27 @@ function markCurrent(kind, name) {
   }
 }
 
+// Show the form of a tool ("tool") or a topic ("topic") in the middle panel.
+function showForm(kind, spec) {
+  markCurrent(kind, spec.name);
+  $("hint").hidden = true;
+  $("tool-view").hidden = kind !== "tool";
+  $("topic-view").hidden = kind !== "topic";
+  $(`${kind}-name`).textContent = spec.name;
+  $(`${kind}-description`).textContent = spec.description || spec.summary || "";
+  $(`${kind}-fields`).replaceChildren(...spec.params.map((p) => fieldFor(p, kind === "tool" ? "param" : "topic")));
+}
+
 function showTool(method) {
   state.current = method;
-  markCurrent("tool", method.name);
-  $("hint").hidden = true;
-  $("topic-view").hidden = true;
-  $("tool-view").hidden = false;
-  $("tool-name").textContent = method.name;
-  $("tool-description").textContent = method.description || method.summary || "";
-  $("tool-fields").replaceChildren(...method.params.map((p) => fieldFor(p, "param")));
+  showForm("tool", method);
   $("outcome").hidden = true;
   $("call").disabled = !state.connection || !!state.running;
 }
 
 function showTopic(topic) {
-  markCurrent("topic", topic.name);
   state.currentTopic = topic;
-  $("hint").hidden = true;
-  $("tool-view").hidden = true;
-  $("topic-view").hidden = false;
-  $("topic-name").textContent = topic.name;
-  $("topic-description").textContent = topic.description || topic.summary || "";
-  $("topic-fields").replaceChildren(...topic.params.map((p) => fieldFor(p, "topic")));
+  showForm("topic", topic);
   $("topic-error").textContent = "";
 }
 

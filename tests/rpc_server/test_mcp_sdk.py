@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from mcp import ClientSession
@@ -17,6 +19,13 @@ BOUND = 4 * WAIT
 pytestmark = pytest.mark.filterwarnings("ignore:The WebSocket client transport is deprecated:DeprecationWarning")
 
 
+@contextlib.asynccontextmanager
+async def sdk_session(url: str) -> AsyncIterator[ClientSession]:
+    """The SDK's client session over its WebSocket client, within BOUND seconds."""
+    async with asyncio.timeout(BOUND), websocket_client(url) as (read, write), ClientSession(read, write) as session:
+        yield session
+
+
 def text_of(result: object) -> str:
     (item,) = result.content  # type: ignore[attr-defined]
     assert isinstance(item, TextContent)
@@ -26,11 +35,7 @@ def text_of(result: object) -> str:
 async def test_the_sdk_initializes_lists_and_calls_multiply(start_server: StartServer) -> None:
     """initialize agrees on the SDK's newest version; tools/list has multiply; multiply 3 4 is 12 (text, structured)."""
     server = await start_server()
-    async with (
-        asyncio.timeout(BOUND),
-        websocket_client(server.url) as (read, write),
-        ClientSession(read, write) as session,
-    ):
+    async with sdk_session(server.url) as session:
         init = await session.initialize()
         assert init.protocolVersion == LATEST_PROTOCOL_VERSION
         assert init.serverInfo.name == "rpc-tools"
@@ -54,11 +59,7 @@ async def test_the_sdk_receives_progress_from_a_tool_that_reports_it(start_serve
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         reports.append((progress, total, message))
 
-    async with (
-        asyncio.timeout(BOUND),
-        websocket_client(server.url) as (read, write),
-        ClientSession(read, write) as session,
-    ):
+    async with sdk_session(server.url) as session:
         await session.initialize()
         result = await session.call_tool("long_task", {"seconds": 0.05}, progress_callback=on_progress)
         assert result.structuredContent == {"steps": 10, "seconds": 0.05}
@@ -72,11 +73,7 @@ async def test_the_sdk_receives_progress_from_a_tool_that_reports_it(start_serve
 async def test_the_sdk_gets_is_error_for_bad_arguments_and_tool_failures(start_server: StartServer) -> None:
     """Arguments the schema refuses, and divide by 0, come back as isError results with the reason in the text."""
     server = await start_server()
-    async with (
-        asyncio.timeout(BOUND),
-        websocket_client(server.url) as (read, write),
-        ClientSession(read, write) as session,
-    ):
+    async with sdk_session(server.url) as session:
         await session.initialize()
         bad = await session.call_tool("multiply", {"a": "three", "b": 4})
         assert bad.isError
