@@ -1,4 +1,4 @@
-"""From raw figures to the report: medians, ratios, the issue's bars, the table and the chart.
+"""From raw figures to the report: medians, ratios, the goals (bars), the table and the chart.
 
 Everything here reads the document that :func:`benchmarks.runner.run` gives and adds
 to it; nothing measures. Ratios are always taken between medians of the same run.
@@ -92,12 +92,12 @@ def _scale_memory(medians: dict[str, float], cycles: list[dict[str, Any]]) -> No
     medians["cycles"] = len(cycles)
 
 
-# -- the issue's bars --------------------------------------------------------------
+# -- the goals: docs/performance.md lists them ------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One bar from issue 4: a figure of ours, alone or against a peer, and its limit."""
+    """One of the project's goals, a bar: a figure of ours, alone or against a peer, and its limit."""
 
     text: str
     scenario: str
@@ -275,7 +275,7 @@ def render(doc: dict[str, Any]) -> str:
         for name, why in section.get("warmup_failures", {}).items():
             lines.append(f"  ! {name} warm-up: {why}")
     if doc.get("bars"):
-        lines += ["", "issue 4 bars (ours; ratios of the medians of this run, then of the rounds paired)"]
+        lines += ["", "the goals (ours; ratios of the medians of this run, then of the rounds paired)"]
         for bar in doc["bars"]:
             if bar["scenario"] not in doc["scenarios"]:
                 continue
@@ -309,7 +309,7 @@ _CHART_METRICS = (
 
 
 def write_chart(doc: dict[str, Any], path: Path) -> Path | None:
-    """Draw ours ÷ each peer for the headline figures, with the issue's bars; None without matplotlib."""
+    """Draw ours ÷ each peer for the headline figures, with the goals; None without matplotlib."""
     try:
         import matplotlib
 
@@ -346,7 +346,7 @@ def write_chart(doc: dict[str, Any], path: Path) -> Path | None:
     meta = doc["meta"]
     ax.set_title(
         f"rpc_server against the limit and the peers · {meta['date']} · {meta['cores']} cores · {meta['mode']} run\n"
-        "black ticks: the issue's bars",
+        "black ticks: the goals",
         fontsize=10,
     )
     ax.legend(fontsize=8, loc="best")

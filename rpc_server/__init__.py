@@ -18,6 +18,15 @@ gates, admission; no I/O), :mod:`.connection` (one socket), :mod:`.server`
 
 from __future__ import annotations
 
+import warnings
+
+with warnings.catch_warnings():
+    # jsonrpcserver 5.0.9 reads its schema with a deprecated importlib call as it is
+    # imported. Not the importer's fault: silenced here, or under -W error it would stop
+    # every pytest run in an environment where this package (and its pytest11 plugin) is installed.
+    warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+    import jsonrpcserver  # noqa: F401
+
 from . import codes
 from .config import Limits
 from .context import Context

@@ -21,7 +21,7 @@ from rpc_server import builtin_tools
 from rpc_server.handshake import Admission
 
 from ..components import require_command
-from ..rpc_client.conftest import ThreadedServer
+from ..servers import ThreadedServer
 
 WAIT_S = 60  # a bound on what normally takes well under a second; a broken page fails, never hangs
 DOCS = Path(__file__).resolve().parents[2] / "docs"
