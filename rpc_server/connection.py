@@ -50,7 +50,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission
+from .handshake import Admission, endpoint_of
 from .session import Session, TopicDirectory
 
 __all__ = ["BINARY_FRAME_REPLY", "Connection", "Handler", "Host"]
@@ -247,6 +247,7 @@ class Connection(asyncio.Protocol):
             self.accepted = True
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
+            self.session.endpoint = endpoint_of(request)
             if decision.expires_at is not None:
                 delay = max(0.0, decision.expires_at - time.time())
                 self.expiry_timer = self.loop.call_later(delay, self._expire)
