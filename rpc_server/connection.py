@@ -51,7 +51,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission
+from .handshake import Admission, endpoint_of
 from .logs import CONTEXT
 from .session import Session, TopicDirectory
 from .traffic import Traffic
@@ -279,6 +279,7 @@ class Connection(asyncio.Protocol):
                 self.log_context["identity"] = decision.identity
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
+            self.session.endpoint = endpoint_of(request)
             if decision.expires_at is not None:
                 delay = max(0.0, decision.expires_at - time.time())
                 self.expiry_timer = self.loop.call_later(delay, self._expire)

@@ -31,7 +31,7 @@ import orjson
 from jsonrpcserver.exceptions import JsonRpcError
 from oslash.either import Left, Right  # type: ignore[import-untyped]
 
-from . import codes, protocol
+from . import codes, openrpc, protocol
 from .config import Limits
 from .context import Context
 from .errors import NODATA
@@ -137,7 +137,7 @@ class Dispatcher:
         self.registry = registry
         self.max_batch = max_batch
         self._get = registry.lookup
-        self._protocol = protocol_methods()
+        self._protocol = protocol_methods(self.describe)
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
         self._detached = Session()
         self._observers: list[CallObserver] = []
@@ -202,6 +202,23 @@ class Dispatcher:
             return self._batch(obj, session)
         return protocol.encode(protocol.error(codes.INVALID_REQUEST, _request_error(obj)))
 
+    def describe(self, session: Session | None = None, *, url: str | None = None) -> dict[str, Any]:
+        """The OpenRPC document of what ``session``'s caller may call (``rpc.discover``'s answer).
+
+        Args:
+            session: whose permissions, topics and endpoint it describes; all
+                the tools and no topics when not given.
+            url: the endpoint, for ``servers``; the session's when not given.
+        """
+        session = session if session is not None else self._detached
+        return openrpc.document(
+            self.registry,
+            protocol=self._protocol.values(),
+            topics=session.topics,
+            url=url if url is not None else session.endpoint,
+            may_call=session.permits,
+        )
+
     async def dispatch_async(self, message: str | bytes, session: Session | None = None) -> bytes | None:
         """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
         reply = self.dispatch(message, session)
@@ -210,6 +227,10 @@ class Dispatcher:
         return await reply
 
     # -- one request -------------------------------------------------------
+
+    def serves(self, method: str) -> bool:
+        """Whether ``method`` names a tool or an ``rpc.*`` method here (the metrics bound their labels by it)."""
+        return self._find(method) is not None
 
     def _find(self, method: str) -> Tool | None:
         """A user's tool, else one of the rpc.* methods (user tools cannot take their names)."""

@@ -4,8 +4,10 @@ Every connection starts with one HTTP request. Before any protocol code runs,
 the server decides here, in this order:
 
 1. A request that is not a WebSocket upgrade is plain HTTP: a :class:`Routes`
-   handler answers it (health, metrics, documents, pages); on an endpoint
-   with no route, websockets' own check answers it (426 Upgrade Required).
+   handler answers it (health, metrics, documents, pages); a route added
+   with ``guarded=True`` is judged by the gates first, as an upgrade is
+   (step 3), and its handler gets their admission. On an endpoint with no
+   route, websockets' own check answers it (426 Upgrade Required).
 2. An upgrade to a path other than the endpoints is 404.
 3. Each :data:`Gate` in turn may refuse the upgrade with a response of its
    own (a full server: 503; a browser from a foreign origin: 403; a missing
@@ -39,6 +41,7 @@ __all__ = [
     "Handler",
     "Handshake",
     "Routes",
+    "endpoint_of",
     "is_upgrade",
     "json_response",
     "path_of",
@@ -80,13 +83,28 @@ class Admission:
 # A gate refuses an upgrade with a response, or returns None to let it through
 # (writing what it learnt into the admission).
 Gate = Callable[[Request, Admission], Response | None]
-# Answers one plain HTTP request.
-Handler = Callable[[Request], Response]
+# Answers one plain HTTP request, given what is known of the caller (see Routes.add).
+Handler = Callable[[Request, Admission], Response]
 
 
 def path_of(request: Request) -> str:
     """The request's path without its query string (which may carry a credential, and is never logged)."""
     return request.path.partition("?")[0]
+
+
+def endpoint_of(request: Request, path: str | None = None) -> str | None:
+    """The WebSocket URL the client reached, as it named it (Host header), without the query; None with no Host.
+
+    Args:
+        path: the endpoint's path, for a plain HTTP request about it (``/openrpc.json``
+            names ``/ws``); the request's own path when not given.
+    """
+    host = request.headers.get("Host")
+    if not host or any(c in host for c in "/\\?#@ "):
+        return None
+    # Behind a TLS-terminating proxy the client spoke wss; the proxy says so.
+    scheme = "wss" if request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https" else "ws"
+    return f"{scheme}://{host}{path if path is not None else path_of(request)}"
 
 
 def is_upgrade(request: Request) -> bool:
@@ -135,14 +153,20 @@ class Routes:
     """Handlers for plain HTTP requests, by path.
 
     >>> routes = Routes()
-    >>> routes.add("/healthz", lambda request: json_response(200, {"status": "ok"}))
+    >>> routes.add("/healthz", lambda request, admission: json_response(200, {"status": "ok"}))
     """
 
     def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
 
-    def add(self, path: str, handler: Handler) -> None:
-        """Answer ``GET path`` with ``handler``.
+    def add(self, path: str, handler: Handler, *, guarded: bool = False) -> None:
+        """Answer ``GET path`` with ``handler(request, admission)``.
+
+        Args:
+            guarded: the gates judge the request first, as they judge an
+                upgrade (origin, credentials...); the handler then gets their
+                admission (who the caller is, what it may call). Unguarded,
+                it gets only what the transport knows (the peer).
 
         Raises:
             ValueError: the path is taken, or does not begin with '/'.
@@ -151,9 +175,10 @@ class Routes:
             raise ValueError(f"a path begins with '/', not {path!r}")
         if path in self._handlers:
             raise ValueError(f"the path {path!r} already has a handler")
-        self._handlers[path] = handler
+        self._handlers[path] = (handler, guarded)
 
-    def get(self, path: str) -> Handler | None:
+    def get(self, path: str) -> tuple[Handler, bool] | None:
+        """The handler of ``path`` and whether it is guarded, or None."""
         return self._handlers.get(path)
 
     def __contains__(self, path: object) -> bool:
@@ -184,19 +209,26 @@ class Handshake:
         """
         path = path_of(request)
         upgrade = is_upgrade(request)
+        admission = admission if admission is not None else Admission()
         if not upgrade:
-            handler = self.routes.get(path)
-            if handler is not None:
-                return handler(request)
+            route = self.routes.get(path)
+            if route is not None:
+                handler, guarded = route
+                refusal = self.judge(request, admission) if guarded else None
+                return refusal if refusal is not None else handler(request, admission)
         if path not in self.paths:
             return response(
                 http.HTTPStatus.NOT_FOUND, f"Not Found: the WebSocket endpoints are {' and '.join(self.paths)}\n"
             )
-        admission = admission if admission is not None else Admission()
         if not upgrade:
             return admission  # websockets' own check then answers 426 Upgrade Required
+        refusal = self.judge(request, admission)
+        return refusal if refusal is not None else admission
+
+    def judge(self, request: Request, admission: Admission) -> Response | None:
+        """Run the gates in order: the first refusal, or None when all let the request through."""
         for gate in self.gates:
             refusal = gate(request, admission)
             if refusal is not None:
                 return refusal
-        return admission
+        return None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from websockets.http11 import Request, Response
 
-from .handshake import Routes, json_response
+from .handshake import Admission, Routes, json_response
 
 __all__ = ["Check", "install"]
 
@@ -26,10 +26,10 @@ Check = Callable[[], str | None]
 def install(routes: Routes, checks: Sequence[Check] = ()) -> None:
     """Answer ``/healthz`` and ``/readyz`` (see the module docstring) on ``routes``."""
 
-    def healthz(request: Request) -> Response:
+    def healthz(request: Request, admission: Admission) -> Response:
         return json_response(200, {"status": "ok"})
 
-    def readyz(request: Request) -> Response:
+    def readyz(request: Request, admission: Admission) -> Response:
         reasons = [reason for reason in (check() for check in checks) if reason is not None]
         if reasons:
             return json_response(503, {"status": "unavailable", "reasons": reasons})

@@ -43,9 +43,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from websockets.http11 import Request, Response
 
-from .handshake import Admission, Gate, response
+from .handshake import Admission, Gate, is_upgrade, response
 from .logs import outcome_code
-from .methods import protocol_methods
 from .server import RpcServer
 from .tls import certificate_gate
 from .traffic import Traffic, reason_of
@@ -157,9 +156,7 @@ class Meter:
     def __init__(self, server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> None:
         self.server = server
         self.traffic = Traffic()
-        protocol_names = set(protocol_methods())
-        lookup = server.registry.lookup
-        self.calls = Calls(lambda name: name in protocol_names or lookup(name) is not None)
+        self.calls = Calls(server.dispatcher.serves)
         self.shared_dir = Path(shared_dir) if shared_dir else None
         self.worker = worker
         self.registry = CollectorRegistry(auto_describe=False)
@@ -243,13 +240,8 @@ class Meter:
         """The Prometheus text format of everything counted."""
         return generate_latest(self.registry)
 
-    def endpoint(self, request: Request) -> Response:
-        """``GET /metrics``; with credentials configured, only for a caller who presents one (else 401)."""
-        auth = self.server.auth
-        if auth is not None:
-            outcome = auth.check(request)
-            if isinstance(outcome, Response):
-                return outcome
+    def endpoint(self, request: Request, admission: Admission) -> Response:
+        """``GET /metrics`` (a guarded route: with credentials configured, only a caller who presents one gets here)."""
         return response(200, self.exposition(), CONTENT_TYPE_LATEST)
 
 
@@ -374,7 +366,7 @@ def _count_refusals(server: RpcServer, traffic: Traffic) -> None:
 
         def gate_counted(request: Request, admission: Admission) -> Response | None:
             refusal = gate(request, admission)
-            if refusal is not None:
+            if refusal is not None and is_upgrade(request):  # not a scrape of a guarded route
                 traffic.refused[reason or reason_of(refusal.status_code)] += 1
             return refusal
 
@@ -396,5 +388,6 @@ def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | N
     server.traffic = meter.traffic
     _count_refusals(server, meter.traffic)
     server.dispatcher.observe(meter.calls)
-    server.handshake.routes.add("/metrics", meter.endpoint)
+    # Guarded: the handshake's gates judge a scrape as they judge an upgrade (credentials, origin).
+    server.handshake.routes.add("/metrics", meter.endpoint, guarded=True)
     return meter

@@ -18,7 +18,9 @@ from typing import Any
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
+from . import discovery
 from .auth import Auth, redacting_logger
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, Connection, Handler
@@ -45,6 +47,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a name may resolve to any address
+
+
+def _select_subprotocol(ws: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Ours that the client offers, first in our order; else none: the client speaks plain JSON-RPC.
+
+    websockets' default refuses (400) a client that offers none of the server's
+    subprotocols, which would shut out every plain client once one is served.
+    """
+    for name in ws.available_subprotocols or ():
+        if name in offered:
+            return name
+    return None
 
 
 class RpcServer:
@@ -82,7 +96,11 @@ class RpcServer:
             before the server starts.
         subprotocols: handlers for WebSocket subprotocols a client may ask for,
             by name: each is called once per connection that negotiated it and
-            returns what answers that connection's messages.
+            returns what answers that connection's messages. A client that
+            offers none of them speaks plain JSON-RPC.
+
+    Out of the box (:mod:`.discovery`): ``GET /openrpc.json``, the playground
+    page at ``GET /`` and ``/playground``, and MCP for the subprotocol ``mcp``.
     """
 
     def __init__(
@@ -123,6 +141,7 @@ class RpcServer:
         if auth is not None:
             self.handshake.gates.append(auth.gate)
         self.subprotocols: dict[str, Callable[[], Handler]] = {}
+        discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
         # Counts for the metrics (rpc_server.metrics sets it; None: nothing is counted).
@@ -138,6 +157,7 @@ class RpcServer:
         return ServerProtocol(
             # No origins: the origin policy is a gate of the handshake.
             subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
+            select_subprotocol=_select_subprotocol,
             max_size=self.limits.max_message_bytes,
             extensions=enable_server_permessage_deflate(None) if self.compression else None,
             logger=_WEBSOCKETS_LOGGER,

@@ -107,6 +107,8 @@ class Session:
         # which methods it may call (None: all of them). Set by the transport.
         self.identity: str | None = None
         self.allowed: Callable[[str], bool] | None = None
+        # The URL the client connected to (for rpc.discover's servers), set by the transport.
+        self.endpoint: str | None = None
 
     def permits(self, method: str) -> bool:
         """Whether this connection's caller may call ``method`` (a topic: ``topic:NAME``)."""

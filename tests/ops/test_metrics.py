@@ -173,3 +173,11 @@ async def test_with_credentials_metrics_needs_them_and_health_does_not() -> None
     # The refusal above is counted under its reason.
     assert service.meter is not None
     assert value(parse(service.meter.exposition().decode()), "rpc_handshakes_refused_total", reason="auth") == 1
+
+
+async def test_every_rpc_method_served_gets_its_own_label(service: Service) -> None:
+    """rpc.discover and the other rpc.* methods are served, so they are labelled by name, not "(unknown)"."""
+    async with connect(service.server.url) as ws:
+        assert "result" in await rpc(ws, "rpc.discover")
+    samples = await _scrape(service)
+    assert value(samples, "rpc_calls_total", method="rpc.discover", code="ok") == 1

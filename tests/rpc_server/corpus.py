@@ -176,7 +176,7 @@ _OWN = {
     "notification, application error": request("divide", [1, 0]),
     # methods
     "unknown method": request("nope", [], 1),
-    "reserved method name": request("rpc.discover", None, 1),
+    "reserved method name": request("rpc.nothing", None, 1),
     # params the tools refuse: -32602
     "a string where a number belongs": request("multiply", ["ab", 3], 1),
     "a boolean where a number belongs": request("multiply", [True, 3], 1),

@@ -417,15 +417,14 @@ async def test_a_refusal_is_logged_once_with_the_peer_and_the_reason(
 
 
 async def test_an_http_route_can_require_the_same_credentials(guarded: RpcServer) -> None:
-    """auth.check(request) for a plain HTTP route: the same 401 without a credential, the admission with one."""
+    """A guarded plain HTTP route: the same 401 without a credential; with one, the handler sees the caller."""
     assert guarded.auth is not None
     auth = guarded.auth
 
-    def metrics(req: Request) -> Response:
-        outcome = auth.check(req)
-        return outcome if isinstance(outcome, Response) else json_response(200, {"caller": outcome.identity})
+    def metrics(req: Request, admission: Admission) -> Response:
+        return json_response(200, {"caller": admission.identity})
 
-    guarded.handshake.routes.add("/metrics", metrics)
+    guarded.handshake.routes.add("/metrics", metrics, guarded=True)
     assert isinstance(auth.check(request("/metrics", bearer(good_token(sub="ops")))), Admission)
     status, headers, body = await http_get(guarded.port, "/metrics")
     assert (status, headers["WWW-Authenticate"], body) == (
