@@ -10,7 +10,8 @@ them when Redis echoes them back (each message names its origin), so a
 publisher's local subscribers never wait on Redis.
 
 Any Python program can publish without running a server: :func:`publish`
-(one event) or :class:`Publisher` (a connection kept for many).
+(one event), :class:`Publisher` (a connection kept for many), or
+:class:`AsyncPublisher` in asyncio code.
 
 On the wire, topic ``T`` is the Redis channel ``rpc-tools:DB:topic:T`` (Redis
 channels ignore the database number, so it is part of the name: servers on
@@ -43,7 +44,7 @@ from redis.connection import parse_url
 from . import protocol
 from .topics import Topics
 
-__all__ = ["Broker", "Publisher", "channel_prefix", "publish"]
+__all__ = ["AsyncPublisher", "Broker", "Publisher", "channel_prefix", "publish"]
 
 logger = logging.getLogger("rpc_server.broker")
 
@@ -106,6 +107,32 @@ class Publisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class AsyncPublisher:
+    """:class:`Publisher` for asyncio programs (a web app's handlers): ``await publisher.publish(topic, event)``.
+
+    Args:
+        url: the broker, as the servers' ``--broker`` names it.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=_TIMEOUT_S, socket_timeout=_TIMEOUT_S)
+        self._prefix = channel_prefix(url)
+
+    async def publish(self, topic: str, event: Any) -> int:
+        """See :meth:`Publisher.publish`."""
+        data = protocol.encode(event)
+        return int(await self._client.publish(self._prefix + topic, _message(b"", data)))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncPublisher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def publish(url: str, topic: str, event: Any) -> int:

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from rpc_server import RpcServer, Topics, builtin_tools, builtin_topics, codes
-from rpc_server.broker import Publisher, publish
+from rpc_server.broker import AsyncPublisher, Publisher, publish
 from rpc_server.service import Service
 from tests.rpc_server.test_handshake import http_get
 from tests.rpc_server.wire import receive, rpc
@@ -80,6 +80,10 @@ async def test_a_plain_program_publishes_through_the_broker_without_a_server(
             }
         with Publisher(redis_server.url) as publisher, pytest.raises(TypeError):
             publisher.publish("news", object())  # JSON cannot carry it: the publisher hears so
+        async with AsyncPublisher(redis_server.url) as publisher:  # the same from asyncio code
+            assert await publisher.publish("news", {"headline": "async"}) == 2
+        for ws in (on_a, on_b):
+            assert (await receive(ws))["params"]["event"] == {"headline": "async"}
 
 
 async def test_a_broker_on_another_database_is_not_heard(
