@@ -240,6 +240,21 @@ _COLUMNS: dict[str, list[Column]] = {
         _field("server µs/call", "server_cpu_us_per_call", 1),
         _ours_over("calls_per_s"),
     ],
+    "connections": [
+        _field("calls/s", "calls_per_s"),
+        _field("errors", "errors_total"),
+        _field("server CPU s", "server_cpu_s", 2),
+        _field("server cores busy", "server_cores", 2),
+        _field("calls/server-CPU-s", "calls_per_server_cpu_s"),
+        _ours_over("calls_per_s"),
+        _ours_over("calls_per_server_cpu_s"),
+    ],
+    "metrics": [
+        _field("calls/s", "calls_per_s"),
+        _field("errors", "errors_total"),
+        _field("server µs/call", "server_cpu_us_per_call", 1),
+        _ours_over("calls_per_s"),
+    ],
 }
 
 

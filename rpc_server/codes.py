@@ -2,9 +2,10 @@
 
 The first five are the JSON-RPC 2.0 specification's own (section 5.1).
 -32800 is LSP's RequestCancelled, for a call cancelled by ``rpc.cancel``;
--32001 and -32004 are ours, in the range the specification leaves to
+-32001, -32004 and -32010 are ours, in the range the specification leaves to
 implementations (-32004 as in the security issue's table: a caller calling a
-tool its credential does not grant).
+tool its credential does not grant; -32010: a subscription that the event
+broker cannot serve while it is unreachable).
 The application codes belong to the built-in tools; they sit outside the
 range -32768..-32000 that the specification reserves.
 """
@@ -12,6 +13,7 @@ range -32768..-32000 that the specification reserves.
 from __future__ import annotations
 
 __all__ = [
+    "BROKER_UNAVAILABLE",
     "DIVISION_BY_ZERO",
     "FORBIDDEN",
     "INTERNAL_ERROR",
@@ -34,6 +36,7 @@ INTERNAL_ERROR = -32603
 REQUEST_CANCELLED = -32800
 TOO_MANY_SUBSCRIPTIONS = -32001
 FORBIDDEN = -32004
+BROKER_UNAVAILABLE = -32010
 
 DIVISION_BY_ZERO = 1001
 RESULT_TOO_LARGE = 1002
@@ -48,6 +51,7 @@ MESSAGES: dict[int, str] = {
     REQUEST_CANCELLED: "Request cancelled",
     TOO_MANY_SUBSCRIPTIONS: "Too many subscriptions",
     FORBIDDEN: "Forbidden",
+    BROKER_UNAVAILABLE: "Event broker unavailable",
     DIVISION_BY_ZERO: "Division by zero",
     RESULT_TOO_LARGE: "Result too large",
     NOT_FINITE: "Result is not a finite real number",

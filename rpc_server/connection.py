@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import os
 import time
@@ -51,7 +52,9 @@ from websockets.server import ServerProtocol
 from . import codes, protocol
 from .config import Limits
 from .handshake import Admission, endpoint_of
+from .logs import CONTEXT
 from .session import Session, TopicDirectory
+from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "Connection", "Handler", "Host"]
 
@@ -74,6 +77,11 @@ class Host(Protocol):
     @property
     def closing(self) -> bool:
         """The server is closing: a socket accepted now is closed at once."""
+        ...
+
+    @property
+    def traffic(self) -> Traffic | None:
+        """Where to count messages, bytes and handshakes (None: not counted)."""
         ...
 
     def websocket(self) -> ServerProtocol:
@@ -117,6 +125,8 @@ EXPIRY_GRACE_S = 5.0
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _DATA = frozenset((_TEXT, _BINARY, _CONT))
 _OPEN = State.OPEN
+# Connection numbers, for logs.
+_numbers = itertools.count(1)
 
 
 def _is_cancel(data: Any) -> bool:
@@ -166,12 +176,20 @@ class Connection(asyncio.Protocol):
         self.ping: bytes | None = None
         self.cleanup: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.traffic = host.traffic
+        self.counted = False  # counted among the open connections
+        # What every log line written while this connection's messages run says of it (rpc_server.logs).
+        self.log_context: dict[str, Any] = {"connection": next(_numbers)}
 
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        address = transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = str(address[0])
+            self.log_context["peer"] = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
         self.host.opened(self)
         if self.host.closing:  # accepted in the instant the server was closed
             transport.close()
@@ -179,6 +197,13 @@ class Connection(asyncio.Protocol):
         self.open_timer = self.loop.call_later(self.limits.open_timeout_s, self._abort)
 
     def data_received(self, data: bytes) -> None:
+        token = CONTEXT.set(self.log_context)
+        try:
+            self._received(data)
+        finally:
+            CONTEXT.reset(token)
+
+    def _received(self, data: bytes) -> None:
         self.ws.receive_data(data)
         events = self.ws.events_received()
         for event in events:
@@ -238,13 +263,20 @@ class Connection(asyncio.Protocol):
         if self.open_timer is not None:
             self.open_timer.cancel()
         decision = self.host.admit(request, self._caller())
-        if isinstance(decision, Response):  # plain HTTP, or a refusal: the exchange ends here
+        traffic = self.traffic
+        if isinstance(decision, Response):  # plain HTTP, or a refusal (counted by the metrics' gates)
             self.ws.send_response(decision)
             return
         response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol
         self.ws.send_response(response)
         if self.ws.state is _OPEN:
             self.accepted = True
+            if traffic is not None:
+                traffic.connections_accepted += 1
+                traffic.connections_open += 1
+                self.counted = True
+            if decision.identity is not None:
+                self.log_context["identity"] = decision.identity
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
             self.session.endpoint = endpoint_of(request)
@@ -254,14 +286,13 @@ class Connection(asyncio.Protocol):
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()
+        elif traffic is not None and response.status_code != 426:  # 426: plain HTTP on the endpoint, not an upgrade
+            traffic.refused["invalid"] += 1  # not a valid WebSocket handshake
 
     def _caller(self) -> Admission:
         """What the transport knows of the caller, for the gates: its address, and its TLS certificate."""
         assert self.transport is not None
-        address = self.transport.get_extra_info("peername")
-        peer = None
-        if isinstance(address, tuple) and len(address) >= 2:
-            peer = f"[{address[0]}]:{address[1]}" if ":" in str(address[0]) else f"{address[0]}:{address[1]}"
+        peer = self.log_context.get("peer")
         return Admission(peer=peer, certificate=self.transport.get_extra_info("peercert"))
 
     def _process_backlog(self) -> None:
@@ -293,6 +324,10 @@ class Connection(asyncio.Protocol):
         self._update_reading()
 
     def _message(self, data: bytes) -> None:
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.messages_in += 1
+            traffic.bytes_in += len(data)
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -353,12 +388,20 @@ class Connection(asyncio.Protocol):
     def _answer(self, message: bytes) -> None:
         if self.ws.state is _OPEN:
             self.ws.send_text(message)
+            traffic = self.traffic
+            if traffic is not None:
+                traffic.messages_out += 1
+                traffic.bytes_out += len(message)
 
     async def _push(self, message: bytes) -> None:
         """The session's way out: streamed parts, progress, events. Waits while the socket is full."""
         if self.ws.state is not _OPEN:
             return  # the peer is gone: what it asked for is dropped with it
         self.ws.send_text(message)
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.messages_out += 1
+            traffic.bytes_out += len(message)
         self._schedule_flush()
         if self.writing_paused:
             if self.drained is None:
@@ -465,6 +508,8 @@ class Connection(asyncio.Protocol):
                 await asyncio.gather(*self.running, return_exceptions=True)
             await self.session.close()
         finally:
+            if self.counted and self.traffic is not None:
+                self.traffic.connections_open -= 1
             self.host.closed(self)
             if not self.closed.done():
                 self.closed.set_result(None)

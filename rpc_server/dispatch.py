@@ -23,8 +23,9 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from typing import Any, TypeAlias
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 from jsonrpcserver.exceptions import JsonRpcError
@@ -38,7 +39,7 @@ from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
 from .session import Session
 
-__all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
+__all__ = ["DEFAULT_MAX_BATCH", "CallObserver", "Dispatcher", "Reply"]
 
 logger = logging.getLogger("rpc_server")
 
@@ -50,6 +51,7 @@ Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
 _Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None] | None
 
 _NOID = protocol.NOID
+_clock = time.perf_counter
 _dumps = orjson.dumps
 _request_error = protocol.request_error
 # What writing a result can raise: not JSON (TypeError, ValueError), or nested
@@ -62,6 +64,17 @@ _STREAM = Kind.STREAM
 _EMPTY: list[Any] = []
 # Results that need no check before they are written (floats may be NaN; containers may hold one).
 _PLAIN = frozenset((int, str, bool, type(None)))
+
+
+class CallObserver(Protocol):
+    """Told of every call as it ends (the metrics, the access log): see :meth:`Dispatcher.observe`."""
+
+    def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+        """``request`` as decoded (any JSON value), its Response object (None: nothing answered), its duration."""
+
+
+def _ignore(request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+    pass
 
 
 def _non_finite(value: Any) -> float | None:
@@ -78,6 +91,14 @@ def _non_finite(value: Any) -> float | None:
         elif kind is dict:
             stack.extend(item.values())
     return None
+
+
+def _log_failure(tool: Tool, id: Any) -> None:
+    request_id = None if id is _NOID else id
+    # The method and id also as fields, for JSON logs (rpc_server.logs).
+    logger.exception(
+        "tool %r failed (request id %r)", tool.name, request_id, extra={"method": tool.name, "request_id": request_id}
+    )
 
 
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
@@ -119,6 +140,28 @@ class Dispatcher:
         self._protocol = protocol_methods(self.describe)
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
         self._detached = Session()
+        self._observers: list[CallObserver] = []
+        self._observe: Callable[[Any, dict[str, Any] | None, float], None] = _ignore
+        self._timed = False
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell ``observer`` of every request from now on, batch members and ``{func, args}`` calls included.
+
+        Until the first observer, requests are not timed at all: the cost is only paid when asked for.
+        """
+        self._observers.append(observer)
+        if len(self._observers) == 1:
+            self._observe = observer.call
+        else:
+            observers = tuple(self._observers)
+
+            def observe_all(request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+                for each in observers:
+                    each.call(request, outcome, seconds)
+
+            self._observe = observe_all
+        self._request = self._observed  # type: ignore[method-assign]
+        self._timed = True
 
     # -- entry points ------------------------------------------------------
 
@@ -139,7 +182,16 @@ class Dispatcher:
         if type(obj) is dict:
             if "func" in obj and "jsonrpc" not in obj:
                 return self._legacy(obj, session)
-            outcome = self._request(obj, session)
+            if self._timed:
+                # Timed here rather than through _observed: a call one frame shallower.
+                start = _clock()
+                outcome = _unobserved(self, obj, session)
+                if outcome is None or type(outcome) is dict:
+                    self._observe(obj, outcome, _clock() - start)
+                else:
+                    outcome = self._observed_later(obj, outcome, start)  # type: ignore[arg-type]
+            else:
+                outcome = self._request(obj, session)
             if type(outcome) is dict:
                 try:
                     return _dumps(outcome)
@@ -175,6 +227,10 @@ class Dispatcher:
         return await reply
 
     # -- one request -------------------------------------------------------
+
+    def serves(self, method: str) -> bool:
+        """Whether ``method`` names a tool or an ``rpc.*`` method here (the metrics bound their labels by it)."""
+        return self._find(method) is not None
 
     def _find(self, method: str) -> Tool | None:
         """A user's tool, else one of the rpc.* methods (user tools cannot take their names)."""
@@ -214,13 +270,31 @@ class Dispatcher:
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         if id is not _NOID:
             # Known as running from now, not from when its task first runs, so an
             # rpc.cancel later in the same read or batch finds it.
             session.running[id] = None
         return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID)
+
+    def _observed(self, obj: Any, session: Session) -> _Outcome:
+        start = _clock()
+        outcome = _unobserved(self, obj, session)
+        if outcome is None or type(outcome) is dict:
+            self._observe(obj, outcome, _clock() - start)
+            return outcome
+        return self._observed_later(obj, outcome, start)  # type: ignore[arg-type]
+
+    async def _observed_later(
+        self, obj: Any, pending: Coroutine[Any, Any, dict[str, Any] | None], start: float
+    ) -> dict[str, Any] | None:
+        outcome = None
+        try:
+            outcome = await pending
+        finally:
+            self._observe(obj, outcome, _clock() - start)
+        return outcome
 
     async def _run(self, tool: Tool, params: Any, id: Any, session: Session, stream: bool) -> dict[str, Any] | None:
         task = asyncio.current_task()
@@ -247,7 +321,7 @@ class Dispatcher:
             task.uncancel()
             return protocol.error(codes.REQUEST_CANCELLED, id=id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         finally:
             if id is not _NOID and session.running.get(id) is task:
@@ -372,3 +446,7 @@ class Dispatcher:
         data = err.get("data", NODATA)
         text = err["message"] if data is NODATA else f"{err['message']}: {data}"
         return protocol.encode({"error": text, **echo})
+
+
+# The request path without timing, for Dispatcher._observed (the instance's _request replaced).
+_unobserved = Dispatcher._request

@@ -32,6 +32,7 @@ from .registry import Registry
 from .tls import certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
+from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
 
@@ -143,6 +144,10 @@ class RpcServer:
         discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
+        # Counts for the metrics (rpc_server.metrics sets it; None: nothing is counted).
+        self.traffic: Traffic | None = None
+        # Bind with SO_REUSEPORT, beside the other workers on the same port (rpc_server.supervisor).
+        self.reuse_port = False
         self._port = port
         self._server: asyncio.Server | None = None
 
@@ -183,6 +188,7 @@ class RpcServer:
             self._port,
             ssl=self.ssl,
             ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
+            reuse_port=self.reuse_port or None,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
 

@@ -65,6 +65,8 @@ class TopicDirectory(Protocol):
 
     def subscribe(self, topic: Any, params: Any, session: Session) -> Held: ...
 
+    def publish(self, name: str, event: Any) -> int: ...
+
 
 DEFAULT_MAX_SUBSCRIPTIONS = Limits().max_subscriptions
 DEFAULT_SUBSCRIPTION_BUFFER = Limits().subscription_buffer

@@ -15,6 +15,14 @@ A slow subscriber never makes memory grow: each subscription keeps at most
 ``buffer`` events. When one more arrives, the oldest is dropped, and the next
 event delivered carries ``"dropped": n``, the count lost since the last one.
 Publishing never waits for a subscriber, so one slow subscriber slows no one.
+
+Events cross processes (workers, replicas) when a :class:`Relay` is set
+(:mod:`.broker` is one, over Redis): :meth:`Topics.publish` then hands each
+event to the relay too, and the relay brings the other processes' events in
+through :meth:`Topics.deliver`. While the relay cannot carry events, the
+subscriptions to topics without a source are ended (``rpc.unsubscribed`` with
+the reason) and new ones are refused with -32010: a subscriber is never left
+waiting for events that cannot come.
 """
 
 from __future__ import annotations
@@ -26,13 +34,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from . import protocol
+from . import codes, protocol
 from . import schema as schemas
+from .errors import ToolError
 from .session import Session
 
-__all__ = ["Subscription", "Topic", "Topics", "builtin_topics", "clock"]
+__all__ = ["Relay", "Subscription", "Topic", "Topics", "builtin_topics", "clock"]
 
 logger = logging.getLogger("rpc_server")
 
@@ -55,6 +64,20 @@ class Topic:
     schema: dict[str, Any]
     validate: schemas.Validator = field(repr=False)
     subscribers: set[Subscription] = field(default_factory=set, repr=False)
+    # Events dropped for slow subscribers since the start, for the metrics.
+    dropped: int = 0
+
+
+class Relay(Protocol):
+    """Carries published events to the other processes serving the same topics (:mod:`.broker`)."""
+
+    @property
+    def available(self) -> bool:
+        """Whether events published elsewhere can reach this process now."""
+        ...
+
+    def send(self, topic: str, data: bytes) -> None:
+        """Pass on an event published here, already encoded as JSON; never waits."""
 
 
 # Queued after a source's last event: the pump then says the subscription is over.
@@ -88,6 +111,7 @@ class Subscription:
         if len(self.pending) >= self.buffer:
             self.pending.popleft()
             self.dropped += 1
+            self.topic.dropped += 1
         self.pending.append(event)
         self._ready.set()
 
@@ -101,7 +125,10 @@ class Subscription:
             reason = "the topic's source failed"
         finally:
             await agen.aclose()  # type: ignore[attr-defined]
-        # Let what was queued go out first, then say that it is over.
+        self.end(reason)
+
+    def end(self, reason: str) -> None:
+        """End it from the server's side: what was queued goes out, then ``rpc.unsubscribed`` with ``reason``."""
         self.session.subscriptions.pop(self.id, None)
         self.topic.subscribers.discard(self)
         self._end_reason = reason
@@ -149,6 +176,8 @@ class Topics:
     def __init__(self) -> None:
         self._topics: dict[str, Topic] = {}
         self._ids: Iterator[int] = itertools.count(1)
+        # Carries events to and from other processes; None: this process only.
+        self.relay: Relay | None = None
 
     def add(self, name: str, source: Source | None = None, *, schema: dict[str, Any] | None = None) -> Topic:
         """Offer a topic; with ``source``, its params schema comes from the signature unless given."""
@@ -178,11 +207,36 @@ class Topics:
                 hears of it rather than each subscriber's pump).
         """
         topic = self._topics[name]
-        if topic.subscribers:
+        if self.relay is not None:
+            self.relay.send(name, protocol.encode(event))
+        elif topic.subscribers:
             protocol.encode(event)
+        return self._offer(topic, event)
+
+    def deliver(self, name: str, event: Any) -> int:
+        """Give an event published in another process to this one's subscribers (for a :class:`Relay`).
+
+        Returns:
+            How many subscribers it reached; 0 for a topic this process does not offer.
+        """
+        topic = self._topics.get(name)
+        return 0 if topic is None else self._offer(topic, event)
+
+    @staticmethod
+    def _offer(topic: Topic, event: Any) -> int:
         for subscription in topic.subscribers:
             subscription.offer(event)
         return len(topic.subscribers)
+
+    def end_relayed(self, reason: str) -> int:
+        """End every subscription to a topic without a source (fed only through publish); returns how many."""
+        ended = 0
+        for topic in self._topics.values():
+            if topic.source is None:
+                for subscription in list(topic.subscribers):
+                    subscription.end(reason)
+                    ended += 1
+        return ended
 
     def get(self, name: str) -> Topic | None:
         return self._topics.get(name)
@@ -191,7 +245,13 @@ class Topics:
         return sorted(self._topics)
 
     def subscribe(self, topic: Topic, params: Any, session: Session) -> Subscription:
-        """Start a subscription of ``session`` to ``topic`` with params already validated."""
+        """Start a subscription of ``session`` to ``topic`` with params already validated.
+
+        Raises:
+            ToolError: -32010, the relay cannot bring this topic's events now.
+        """
+        if topic.source is None and self.relay is not None and not self.relay.available:
+            raise ToolError(codes.BROKER_UNAVAILABLE, data="the event broker is unreachable; subscribe again later")
         subscription = Subscription(str(next(self._ids)), topic, session, session.subscription_buffer, params)
         topic.subscribers.add(subscription)
         session.subscriptions[subscription.id] = subscription
