@@ -24,20 +24,24 @@ from typing import Any, TextIO
 __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVERS = ("ours", "echo", "fastapi", "node", "picows-echo")
-SCENARIO_KEYS = ("throughput", "latency", "batch", "scale", "deflate")
+SERVERS = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo", "ours-2w", "ours-nometrics")
+SCENARIO_KEYS = ("throughput", "latency", "batch", "scale", "deflate", "connections", "metrics")
 
 EPILOG = """\
-servers: ours (this project's server, as shipped), echo (bare websockets: the limit),
+servers: ours (this project's server, as shipped), ours-key (the same with an API key
+configured, its clients presenting it), echo (bare websockets: the limit),
 fastapi (the seed's FastAPI + uvicorn), node (rpc-websockets; needs node and npm, and
-is installed into benchmarks/.node/ on first use), picows-echo (the load generator's ceiling).
+is installed into benchmarks/.node/ on first use), picows-echo (the load generator's ceiling),
+ours-2w (ours with --workers 2), ours-nometrics (ours with --no-metrics).
 
-scenarios: throughput, latency, batch, scale, deflate (see benchmarks/scenarios.py).
+scenarios: throughput, latency, batch, scale, deflate, connections (1 worker and 2),
+metrics (on and off) (see benchmarks/scenarios.py).
 
 examples:
   python -m benchmarks                        the full run (several minutes)
   python -m benchmarks --quick                every scenario, tiny: checks the harness works
   python -m benchmarks --servers ours,echo --scenarios throughput,latency --rounds 9
+  python -m benchmarks --servers ours,ours-2w,ours-nometrics --scenarios connections,metrics
 """
 
 

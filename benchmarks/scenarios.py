@@ -15,6 +15,11 @@
 5. ``deflate``: scenario 1 with permessage-deflate negotiated (servers started with
    compression on; the client is picows' websockets-compatible layer, see
    :mod:`benchmarks.loadgen`).
+6. ``connections``: many connections (64), each with calls pipelined, all at once, on
+   one worker and on two (``--workers 2``): calls/s, the server's CPU (all its
+   processes), and calls per server-CPU-second, the fairer figure when the load
+   generator competes for the same cores.
+7. ``metrics``: scenario 1 with the metrics on (as shipped) and with ``--no-metrics``.
 
 A round's figures are a flat dict of numbers; the report takes their medians.
 """
@@ -56,6 +61,9 @@ class Sizes:
     deflate_calls: int
     warmup_calls: int
     timeout: float
+    connections: int = 64
+    connection_calls: int = 1_000
+    connection_window: int = 16
 
 
 FULL = Sizes(
@@ -86,6 +94,9 @@ QUICK = Sizes(
     deflate_calls=200,
     warmup_calls=50,
     timeout=20.0,
+    connections=8,
+    connection_calls=20,
+    connection_window=4,
 )
 
 
@@ -268,11 +279,39 @@ async def _deflate(server: ServerProcess, sizes: Sizes) -> Figures:
     }
 
 
+async def _connections(server: ServerProcess, sizes: Sizes) -> Figures:
+    count, per = sizes.connections, sizes.connection_calls
+    conns = await asyncio.gather(
+        *(Connection.open(server.url, server.spec.dialect, timeout=sizes.timeout) for _ in range(count))
+    )
+    try:
+        cpu = server.cpu_seconds()
+        started = time.perf_counter()
+        runs = await asyncio.gather(
+            *(c.calls(per, window=sizes.connection_window, timeout=sizes.timeout) for c in conns)
+        )
+        seconds = time.perf_counter() - started
+        server_cpu = server.cpu_seconds() - cpu
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+    answered = sum(run.answered for run in runs)
+    return {
+        "calls_per_s": answered / seconds,
+        "seconds": seconds,
+        "errors": sum(run.errors for run in runs),
+        "server_cpu_s": server_cpu,
+        "server_cores": server_cpu / seconds,
+        "calls_per_server_cpu_s": answered / server_cpu if server_cpu > 0 else 0.0,
+    }
+
+
 def _rounds(sizes: Sizes) -> int:
     return sizes.rounds
 
 
 _ALL = ("ours", "echo", "fastapi", "node", "picows-echo")
+# Where authentication could cost: per call (it must not) and per connection.
+_WITH_KEY = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo")
 
 SCENARIOS: dict[str, Scenario] = {
     s.key: s
@@ -281,7 +320,7 @@ SCENARIOS: dict[str, Scenario] = {
             "throughput",
             1,
             lambda z: f"throughput: {z.throughput_calls:,} calls over one connection, {z.window} in flight",
-            _ALL,
+            _WITH_KEY,
             False,
             _rounds,
             _warm_calls,
@@ -317,7 +356,7 @@ SCENARIOS: dict[str, Scenario] = {
                 f"scale: {z.scale_connections:,} connections at once, {z.scale_calls} calls each, "
                 f"{z.scale_cycles} cycles on one process"
             ),
-            ("ours", "echo", "fastapi", "node"),
+            ("ours", "ours-key", "echo", "fastapi", "node"),
             False,
             lambda z: z.scale_cycles,
             _warm_scale,
@@ -333,6 +372,31 @@ SCENARIOS: dict[str, Scenario] = {
             _rounds,
             _warm_deflate,
             _deflate,
+            (Metric("calls_per_s", "calls/s", True),),
+        ),
+        Scenario(
+            "connections",
+            6,
+            lambda z: (
+                f"connections: {z.connections} connections at once, {z.connection_calls:,} calls each, "
+                f"{z.connection_window} in flight per connection; 1 worker and 2"
+            ),
+            ("ours", "ours-2w"),
+            False,
+            _rounds,
+            _warm_calls,
+            _connections,
+            (Metric("calls_per_s", "calls/s", True), Metric("calls_per_server_cpu_s", "calls/CPU-s", True)),
+        ),
+        Scenario(
+            "metrics",
+            7,
+            lambda z: f"metrics: scenario 1 ({z.throughput_calls:,} calls, {z.window} in flight), on and off",
+            ("ours", "ours-nometrics"),
+            False,
+            _rounds,
+            _warm_calls,
+            _throughput,
             (Metric("calls_per_s", "calls/s", True),),
         ),
     )

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -60,17 +61,40 @@ class ServerSpec:
         label: what it is, for the table.
         dialect: what it is sent and must answer.
         command: the command line that starts it, given whether to negotiate deflate.
+        token: a credential its clients present (as the ``access_token`` query
+            parameter, which every load generator here can send).
     """
 
     name: str
     label: str
     dialect: Dialect
     command: Callable[[bool], list[str]]
+    token: str | None = None
 
 
-def _ours(compression: bool) -> list[str]:
+def _ours(compression: bool, *flags: str) -> list[str]:
     # As shipped: every default (validation on, log level info), only a free port.
-    return [sys.executable, "-m", "rpc_server", "--port", "0", *(["--compression"] if compression else [])]
+    return [sys.executable, "-m", "rpc_server", "--port", "0", *flags, *(["--compression"] if compression else [])]
+
+
+def _ours_with(*flags: str) -> Callable[[bool], list[str]]:
+    return lambda compression: _ours(compression, *flags)
+
+
+# The API key of "ours-key", made for this run; its file is written on first use and removed at exit.
+BENCH_KEY = secrets.token_urlsafe(32)
+_KEY_FILES: list[Path] = []
+
+
+def _ours_with_key(compression: bool) -> list[str]:
+    # As shipped, with one API key for every tool: authentication runs once per connection.
+    if not _KEY_FILES:
+        fd, name = tempfile.mkstemp(prefix="bench-keys-")
+        with os.fdopen(fd, "w") as keys:
+            keys.write(BENCH_KEY + "\n")
+        _KEY_FILES.append(Path(name))
+        atexit.register(lambda: _KEY_FILES[0].unlink(missing_ok=True))
+    return [*_ours(compression), "--api-key-file", str(_KEY_FILES[0])]
 
 
 def _python_peer(script: str) -> Callable[[bool], list[str]]:
@@ -90,6 +114,9 @@ CATALOG: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
         ServerSpec("ours", "ours (rpc_server, defaults)", JSONRPC, _ours),
+        ServerSpec("ours-2w", "ours, --workers 2", JSONRPC, _ours_with("--workers", "2")),
+        ServerSpec("ours-nometrics", "ours, --no-metrics", JSONRPC, _ours_with("--no-metrics")),
+        ServerSpec("ours-key", "ours with an API key (--api-key-file)", JSONRPC, _ours_with_key, BENCH_KEY),
         ServerSpec("echo", "echo (bare websockets: the limit)", ECHO, _python_peer("echo_server.py")),
         ServerSpec("fastapi", "FastAPI + uvicorn (the seed)", SEED, _python_peer("fastapi_peer.py")),
         ServerSpec("node", "Node rpc-websockets", JSONRPC, _node),
@@ -178,6 +205,13 @@ def raise_open_files_limit(needed: int) -> tuple[int, int]:
 
 
 # -- processes -----------------------------------------------------------------
+
+
+def psutil_errors() -> type[Exception]:
+    import psutil
+
+    return psutil.Error  # type: ignore[no-any-return]
+
 
 _RUNNING: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -278,6 +312,8 @@ class ServerProcess:
             found = _LISTENING.search(self._log_path.read_bytes())
             if found:
                 self.url = found.group(1).decode()
+                if self.spec.token is not None:
+                    self.url += f"?access_token={self.spec.token}"
                 import psutil
 
                 self._ps = psutil.Process(self._process.pid)
@@ -310,12 +346,20 @@ class ServerProcess:
         return int(self._ps.memory_info().rss)
 
     def cpu_seconds(self) -> float:
-        """The CPU time the server has used (user + system, all its threads)."""
+        """The CPU time the server has used (user + system, all its threads, and its workers' if it has any)."""
+        workers = 0.0
+        with contextlib.suppress(psutil_errors()):
+            for child in self._ps.children(recursive=True):
+                clock = _cpu_clock(child.pid)  # in ns, where psutil counts 10 ms ticks
+                try:
+                    workers += time.clock_gettime(clock) if clock is not None else sum(child.cpu_times()[:2])
+                except OSError:  # it has just exited
+                    continue
         if self._clock is not None:
             with contextlib.suppress(OSError):
-                return time.clock_gettime(self._clock)
+                return time.clock_gettime(self._clock) + workers
         times = self._ps.cpu_times()
-        return float(times.user + times.system)
+        return float(times.user + times.system) + workers
 
     def open_files(self) -> int:
         """The server's open file descriptors (sockets included)."""

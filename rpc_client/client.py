@@ -234,6 +234,11 @@ class Client:
         """
         return unwrap(await self.request(method, params_from(args, kwargs), timeout=timeout, progress=progress))
 
+    async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server's OpenRPC document (``rpc.discover``): the methods this caller may call, and its topics."""
+        document: dict[str, Any] = await self.call("rpc.discover", timeout=timeout)
+        return document
+
     async def request(
         self,
         method: str,

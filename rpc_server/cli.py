@@ -15,18 +15,33 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from . import logs
+from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
 from .config import Limits
-from .errors import RpcServerError
+from .errors import ConfigError, RpcServerError
 from .registry import Registry
-from .server import RpcServer
+from .server import RpcServer, is_loopback
+from .service import Service
+from .supervisor import METRICS_DIR_ENV, WORKER_ENV, Supervisor, cpu_count
+from .tls import server_context
 from .tools import builtin_tools
 
-__all__ = ["build_parser", "limits_from", "load_tools", "main", "server_from"]
+__all__ = [
+    "auth_from",
+    "build_parser",
+    "limits_from",
+    "load_tools",
+    "main",
+    "server_from",
+    "service_from",
+    "ssl_from",
+]
 
 EPILOG = """\
 examples:
@@ -34,12 +49,17 @@ examples:
   %(prog)s --port 0                pick a free port; the 'listening on' line names it
   %(prog)s --tools myapp.tools     also serve the Registry named 'registry' in myapp/tools.py
   %(prog)s --tools myapp.tools:api_tools --no-builtins
+  %(prog)s --host 0.0.0.0 --api-key-file keys.txt --certfile cert.pem --keyfile key.pem
 
-When ready it prints one line, 'listening on ws://HOST:PORT/ws'. SIGINT or SIGTERM
-stops it gracefully: it stops accepting and reading, answers the calls already read
-(for up to --drain-timeout seconds; those still running then are answered -32800),
-closes every connection with 1001 and exits with status 0. A second signal stops it
-at once, with status 1. The limits and what crossing each looks like: docs/limits.md.
+  %(prog)s --workers auto --broker redis://127.0.0.1:6379/0 --log-format json
+
+When ready it prints one line, 'listening on ws://HOST:PORT/ws' (wss:// with TLS).
+SIGINT or SIGTERM stops it gracefully: it stops accepting and reading, answers the
+calls already read (for up to --drain-timeout seconds; those still running then are
+answered -32800), closes every connection with 1001 and exits with status 0. A second
+signal stops it at once, with status 1. On the same port: GET /healthz, /readyz
+(503 while draining), /metrics. The limits and what crossing each looks like:
+docs/limits.md.
 """
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -107,6 +127,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     value = _number(text)
     if not value > 0:
@@ -128,6 +155,27 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {value}")
     return value
+
+
+def _workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return cpu_count()
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1, or auto, not {text!r}") from None
+
+
+def _broker(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"must be a Redis URL, redis://HOST:PORT/DB, not {text!r}")
+    return text
+
+
+def _log_format(text: str) -> str:
+    if text.lower() not in logs.FORMATS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(logs.FORMATS)}, not {text!r}")
+    return text.lower()
 
 
 def _log_level(text: str) -> str:
@@ -158,16 +206,6 @@ def _add_listening(parser: argparse.ArgumentParser) -> None:
         default=_flag_env("RPC_COMPRESSION"),
         help="negotiate permessage-deflate; off by default, it costs about a third of the "
         "throughput on small messages (env RPC_COMPRESSION=1)",
-    )
-    add(
-        "--allowed-origin",
-        dest="origins",
-        action=_AppendOverEnv,
-        metavar="ORIGIN",
-        default=_env_list("RPC_ALLOWED_ORIGIN"),
-        help="accept browsers only from this Origin (e.g. https://app.example); repeatable. Clients that "
-        "send no Origin (scripts, services) are always accepted. Without it any web page the user opens "
-        "may call the tools (env RPC_ALLOWED_ORIGIN, comma-separated)",
     )
 
 
@@ -292,6 +330,92 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "security",
+        "Credentials travel as 'Authorization: Bearer CREDENTIAL' or, from browsers, the access_token "
+        "query parameter; API keys and JWTs can be given together, and either admits.",
+    )
+    add = group.add_argument
+    add(
+        "--api-key-file",
+        metavar="PATH",
+        default=_env("RPC_API_KEY_FILE", None),
+        help="accept the API keys of this file: one a line, 'KEY [PATTERN ...]', the patterns (fnmatch: "
+        "multiply, math_*, topic:clock, *) naming what the key may call, none meaning everything "
+        "(env RPC_API_KEY_FILE)",
+    )
+    add(
+        "--jwt-secret-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_SECRET_FILE", None),
+        help="accept HS256 JWTs signed with the secret of this file (hex, with or without 0x, else raw text; "
+        "at least 32 bytes) (env RPC_JWT_SECRET_FILE)",
+    )
+    add(
+        "--jwt-public-key-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_PUBLIC_KEY_FILE", None),
+        help="accept RS256, ES256 or EdDSA JWTs signed for the PEM public key(s) of this file "
+        "(env RPC_JWT_PUBLIC_KEY_FILE)",
+    )
+    add(
+        "--jwt-audience",
+        default=_env("RPC_JWT_AUDIENCE", None),
+        help="a JWT's aud must name this (env RPC_JWT_AUDIENCE)",
+    )
+    add("--jwt-issuer", default=_env("RPC_JWT_ISSUER", None), help="a JWT's iss must be this (env RPC_JWT_ISSUER)")
+    add(
+        "--jwt-leeway",
+        type=_seconds_or_zero,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_LEEWAY", f"{DEFAULT_LEEWAY_S:g}"),
+        help="clock difference tolerated with the issuer for exp, nbf and iat (env RPC_JWT_LEEWAY; "
+        "default %(default)s)",
+    )
+    add(
+        "--jwt-max-age",
+        type=_seconds,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_MAX_AGE", f"{DEFAULT_MAX_AGE_S:g}"),
+        help="a JWT without exp needs an iat within this many seconds of now (env RPC_JWT_MAX_AGE; "
+        "default %(default)s)",
+    )
+    add(
+        "--certfile",
+        metavar="PATH",
+        default=_env("RPC_CERTFILE", None),
+        help="serve wss:// with this certificate chain (PEM); needs --keyfile unless it holds the key "
+        "(env RPC_CERTFILE)",
+    )
+    add("--keyfile", metavar="PATH", default=_env("RPC_KEYFILE", None), help="its private key (env RPC_KEYFILE)")
+    add(
+        "--client-ca-file",
+        metavar="PATH",
+        default=_env("RPC_CLIENT_CA_FILE", None),
+        help="require client certificates signed by these CAs (mutual TLS; needs --certfile); a "
+        "certificate's subject names its caller (env RPC_CLIENT_CA_FILE)",
+    )
+    add(
+        "--allowed-origin",
+        dest="origins",
+        action=_AppendOverEnv,
+        metavar="ORIGIN",
+        default=_env_list("RPC_ALLOWED_ORIGIN"),
+        help="accept browsers only from this Origin (e.g. https://app.example); repeatable; '*' for any. "
+        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect. "
+        "Clients that send no Origin (scripts, services) are not affected "
+        "(env RPC_ALLOWED_ORIGIN, comma-separated)",
+    )
+    add(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=_flag_env("RPC_ALLOW_UNAUTHENTICATED"),
+        help="listen on an address other machines can reach with no credential configured "
+        "(env RPC_ALLOW_UNAUTHENTICATED=1)",
+    )
+
+
 def _add_tools(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tools")
     add = group.add_argument
@@ -321,6 +445,56 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
         choices=LOG_LEVELS,
         help="what goes to stderr (env RPC_LOG_LEVEL; default %(default)s)",
     )
+    group.add_argument(
+        "--log-format",
+        type=_log_format,
+        default=_env("RPC_LOG_FORMAT", "text"),
+        help="text, or json: one object per line with time, level, logger, message and context "
+        "(env RPC_LOG_FORMAT; default %(default)s)",
+    )
+    group.add_argument(
+        "--access-log",
+        action="store_true",
+        default=_flag_env("RPC_ACCESS_LOG"),
+        help="log one line per call: peer, identity, method, id, duration, outcome code, sizes; "
+        "never params or results (env RPC_ACCESS_LOG=1)",
+    )
+
+
+def _add_operations(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("operations")
+    add = group.add_argument
+    add(
+        "--workers",
+        type=_workers,
+        default=_env("RPC_WORKERS", "1"),
+        metavar="N",
+        help="server processes sharing the port (SO_REUSEPORT) under a supervisor that restarts them; "
+        "auto: one per core (env RPC_WORKERS; default %(default)s)",
+    )
+    add(
+        "--broker",
+        type=_broker,
+        default=_env("RPC_BROKER", None),
+        metavar="URL",
+        help="relay topics through Redis pub/sub, redis://HOST:PORT/DB, so that events reach subscribers "
+        "on every worker and replica; without it topics stay in this process (env RPC_BROKER)",
+    )
+    add(
+        "--topic",
+        dest="topics",
+        action=_AppendOverEnv,
+        metavar="NAME",
+        default=_env_list("RPC_TOPICS"),
+        help="also offer a topic fed by publish (a tool's ctx.publish, or any program's "
+        "rpc_server.broker.publish with --broker); repeatable (env RPC_TOPICS, comma-separated)",
+    )
+    add(
+        "--no-metrics",
+        action="store_true",
+        default=_flag_env("RPC_NO_METRICS"),
+        help="count nothing and serve no /metrics (env RPC_NO_METRICS=1)",
+    )
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -331,7 +505,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for add_group in (_add_listening, _add_limits, _add_tools, _add_logging):
+    for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging, _add_operations):
         add_group(parser)
     return parser
 
@@ -357,16 +531,79 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
+def auth_from(args: argparse.Namespace) -> Auth | None:
+    """The credentials the flags name, read from their files; None when none is.
+
+    Raises:
+        ConfigError: a file cannot be read or holds no valid credential.
+    """
+    if args.api_key_file is None and args.jwt_secret_file is None and args.jwt_public_key_file is None:
+        if args.jwt_audience is not None or args.jwt_issuer is not None:
+            raise ConfigError("--jwt-audience and --jwt-issuer need --jwt-secret-file or --jwt-public-key-file")
+        return None
+    return Auth.from_files(
+        api_key_file=args.api_key_file,
+        jwt_secret_file=args.jwt_secret_file,
+        jwt_public_key_file=args.jwt_public_key_file,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
+        jwt_leeway_s=args.jwt_leeway,
+        jwt_max_age_s=args.jwt_max_age,
+    )
+
+
+def ssl_from(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of --certfile, --keyfile and --client-ca-file; None without --certfile.
+
+    Raises:
+        ConfigError: --keyfile or --client-ca-file without --certfile, or files that cannot be loaded.
+    """
+    if args.certfile is None:
+        if args.keyfile is not None or args.client_ca_file is not None:
+            raise ConfigError("--keyfile and --client-ca-file need --certfile")
+        return None
+    return server_context(args.certfile, args.keyfile, client_ca_file=args.client_ca_file)
+
+
 def server_from(args: argparse.Namespace, registry: Registry) -> RpcServer:
-    """The server the flags describe, not yet started."""
+    """The server the flags describe, not yet started.
+
+    Raises:
+        ConfigError: the security flags do not hold together, or refuse the address (see :func:`auth_from`).
+    """
+    auth = auth_from(args)
+    context = ssl_from(args)
+    if auth is None and args.client_ca_file is None and not args.allow_unauthenticated and not is_loopback(args.host):
+        raise ConfigError(
+            f"refusing to listen on {args.host or 'every address'} with no credential, where anyone who can "
+            "reach it could call every tool: give --api-key-file, --jwt-secret-file, --jwt-public-key-file "
+            "or --client-ca-file, or --allow-unauthenticated to serve anyway"
+        )
     return RpcServer(
         registry,
         host=args.host,
         port=args.port,
         limits=limits_from(args),
         compression=args.compression,
-        # Clients that send no Origin (anything but a browser) stay welcome.
-        origins=[*args.origins, None] if args.origins else None,
+        origins=args.origins or None,
+        auth=auth,
+        ssl=context,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
+
+
+def service_from(args: argparse.Namespace, server: RpcServer) -> Service:
+    """The server with health, metrics, access log and broker as the flags ask (one worker's, under a supervisor)."""
+    worker = os.environ.get(WORKER_ENV)
+    for name in args.topics:
+        server.topics.add(name)
+    return Service(
+        server,
+        broker=args.broker,
+        metrics=not args.no_metrics,
+        access_log=args.access_log,
+        worker=int(worker) if worker else None,
+        metrics_dir=os.environ.get(METRICS_DIR_ENV) if worker else None,
     )
 
 
@@ -452,8 +689,9 @@ def load_tools(spec: str) -> Tools:
 # -- running ---------------------------------------------------------------------------
 
 
-async def _serve(server: RpcServer) -> int:
+async def _serve(service: Service) -> int:
     """Serve until a signal; drain on the first, cut everything on a second. Returns the exit status."""
+    server = service.server
     loop = asyncio.get_running_loop()
     stop, force = asyncio.Event(), asyncio.Event()
 
@@ -463,19 +701,23 @@ async def _serve(server: RpcServer) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     log = logging.getLogger("rpc_server")
-    await server.start()
-    # Everything loaded so far (tools, schemas, libraries) lives as long as the
-    # process: moved out of the collector's sight, full collections no longer
-    # walk it. A batch of 1,000 calls took 22% fewer instructions (callgrind).
-    gc.freeze()
-    print(f"listening on {server.url}", flush=True)
-    await stop.wait()
+    await service.start()
+    try:
+        # Everything loaded so far (tools, schemas, libraries) lives as long as the
+        # process: moved out of the collector's sight, full collections no longer
+        # walk it. A batch of 1,000 calls took 22% fewer instructions (callgrind).
+        gc.freeze()
+        print(f"listening on {server.url}", flush=True)
+        await stop.wait()
+    except BaseException:
+        await service.close()
+        raise
     log.info(
         "stopping: answering the calls of %d connections for up to %g s (a second signal stops at once)",
         len(server.connections),
         server.limits.drain_timeout_s,
     )
-    draining = asyncio.create_task(server.drain())
+    draining = asyncio.create_task(service.drain())
     forced = asyncio.create_task(force.wait())
     await asyncio.wait([draining, forced], return_when=asyncio.FIRST_COMPLETED)
     if draining.done():
@@ -496,23 +738,27 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse has already printed
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_level != "debug":
-        # websockets logs every connection opened and closed at INFO: noise at this rate.
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    logs.configure(args.log_level, args.log_format)
     try:
         registry = Registry() if args.no_builtins else builtin_tools()
         for spec in args.tools:
             registry.include(load_tools(spec))
         if not registry:
             raise RpcServerError("no tools to serve: --no-builtins needs --tools")
-        server = server_from(args, registry)
+        server = server_from(args, registry)  # with workers too: the flags are checked once, here
+        if args.workers > 1:
+            supervisor = Supervisor(sys.argv[1:] if argv is None else argv, args.workers, args.host, args.port)
+        else:
+            service = service_from(args, server)
     except (RpcServerError, ValueError) as exc:
-        parser.print_usage(sys.stderr)
+        if not isinstance(exc, ConfigError):  # a setting that cannot work is no usage error: one line says it
+            parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(server))
+        if args.workers > 1:
+            return asyncio.run(supervisor.run())
+        return asyncio.run(_serve(service))
     except OSError as exc:
         print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -2,10 +2,11 @@
 
 The first five are the JSON-RPC 2.0 specification's own (section 5.1).
 -32800 is LSP's RequestCancelled, for a call cancelled by ``rpc.cancel``;
--32001 to -32005 are ours, in the range the specification leaves to
-implementations: -32004 as in the security issue's table (a caller calling a
-tool its credential does not grant), and -32002, -32003, -32005 for the
-limits of issue 9 (see docs/limits.md).
+-32001 to -32005 and -32010 are ours, in the range the specification leaves
+to implementations: -32004 as in the security issue's table (a caller calling
+a tool its credential does not grant); -32002, -32003 and -32005 for the
+limits of issue 9 (see docs/limits.md); -32010 for a subscription that the
+event broker cannot serve while it is unreachable.
 The application codes belong to the built-in tools; they sit outside the
 range -32768..-32000 that the specification reserves.
 """
@@ -13,6 +14,7 @@ range -32768..-32000 that the specification reserves.
 from __future__ import annotations
 
 __all__ = [
+    "BROKER_UNAVAILABLE",
     "CALL_TIMED_OUT",
     "DIVISION_BY_ZERO",
     "FORBIDDEN",
@@ -41,6 +43,7 @@ CALL_TIMED_OUT = -32002
 RESPONSE_TOO_LARGE = -32003
 FORBIDDEN = -32004
 RATE_LIMITED = -32005
+BROKER_UNAVAILABLE = -32010
 
 DIVISION_BY_ZERO = 1001
 RESULT_TOO_LARGE = 1002
@@ -58,6 +61,7 @@ MESSAGES: dict[int, str] = {
     RESPONSE_TOO_LARGE: "Response too large",
     FORBIDDEN: "Forbidden",
     RATE_LIMITED: "Rate limited",
+    BROKER_UNAVAILABLE: "Event broker unavailable",
     DIVISION_BY_ZERO: "Division by zero",
     RESULT_TOO_LARGE: "Result too large",
     NOT_FINITE: "Result is not a finite real number",

@@ -32,6 +32,10 @@ What it adds over the plain loop:
   subscriptions end; on a drain (:meth:`Connection.drain`), the calls
   already read are answered first, for up to a deadline;
 - keepalive pings, and time limits on the opening and closing handshakes;
+- a connection lives no longer than its caller's credential: at the
+  admission's ``expires_at`` nothing more is run and its subscriptions end;
+  once the calls running have answered (or ``EXPIRY_GRACE_S`` later) it is
+  closed with 1008 "token expired";
 - frames that came behind a refused handshake, or after the connection was
   failed (invalid UTF-8, a keepalive timeout), are not run. Frames that came
   before a peer's close are: a notification sent just before closing must
@@ -42,8 +46,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias
 
@@ -55,8 +61,10 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission
+from .handshake import Admission, endpoint_of
+from .logs import CONTEXT
 from .session import Bucket, Session, TopicDirectory
+from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "DRAIN_CLOSE_WAIT_S", "SHUTTING_DOWN", "Connection", "Handler", "Host"]
 
@@ -81,12 +89,18 @@ class Host(Protocol):
         """The server is closing: a socket accepted now is closed at once."""
         ...
 
+    @property
+    def traffic(self) -> Traffic | None:
+        """Where to count messages, bytes and handshakes (None: not counted)."""
+        ...
+
     def websocket(self) -> ServerProtocol:
         """A new Sans-I/O protocol for one connection, with the server's options (size, origins, extensions)."""
         ...
 
-    def admit(self, request: Request) -> Response | Admission:
-        """The handshake's decision: a response that ends the exchange, or an admission (see :mod:`.handshake`)."""
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        """The handshake's decision: a response that ends the exchange, or the admission, which holds
+        what the transport knows of the caller (see :mod:`.handshake`)."""
         ...
 
     def handler(self, subprotocol: str | None) -> Handler:
@@ -127,10 +141,15 @@ BACKLOG_LOW = 4
 # The most of one read taken in a loop turn (asyncio reads up to 256 KiB at once).
 SLICE_BYTES = 64 * 1024
 
+# Once a credential has expired, the calls running get this long to answer before the close.
+EXPIRY_GRACE_S = 5.0
+
 # Module globals for the per-frame tests: an Enum member looked up on its class costs 0.2 µs.
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _DATA = frozenset((_TEXT, _BINARY, _CONT))
 _OPEN = State.OPEN
+# Connection numbers, for logs.
+_numbers = itertools.count(1)
 
 
 def _header_bytes(payload: int) -> int:
@@ -221,15 +240,25 @@ class Connection(asyncio.Protocol):
         self.ping_timer: asyncio.TimerHandle | None = None
         self.close_timer: asyncio.TimerHandle | None = None
         self.close_wait_s = limits.close_timeout_s
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.expired = False
         self.ping: bytes | None = None
         self.cleanup: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        self.traffic = host.traffic
+        self.counted = False  # counted among the open connections
+        # What every log line written while this connection's messages run says of it (rpc_server.logs).
+        self.log_context: dict[str, Any] = {"connection": next(_numbers)}
 
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        address = transport.get_extra_info("peername")
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = str(address[0])
+            self.log_context["peer"] = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
         self.host.opened(self)  # which may cut it at once: the server is full
         if transport.is_closing():
             return
@@ -246,7 +275,11 @@ class Connection(asyncio.Protocol):
             self.rest = data[SLICE_BYTES:]
             data = data[:SLICE_BYTES]
             self.loop.call_soon(self._next_slice)
-        self._take(data)
+        token = CONTEXT.set(self.log_context)
+        try:
+            self._take(data)
+        finally:
+            CONTEXT.reset(token)
 
     def _next_slice(self) -> None:
         rest = self.rest
@@ -259,7 +292,11 @@ class Connection(asyncio.Protocol):
             self.loop.call_soon(self._next_slice)
         else:
             self.rest = None
-        self._take(rest)
+        token = CONTEXT.set(self.log_context)
+        try:
+            self._take(rest)
+        finally:
+            CONTEXT.reset(token)
 
     def _take(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -292,7 +329,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.ws.receive_eof()  # idempotent; makes the protocol state CLOSED
-        for timer in (self.open_timer, self.ping_timer, self.close_timer):
+        for timer in (self.open_timer, self.ping_timer, self.close_timer, self.expiry_timer):
             if timer is not None:
                 timer.cancel()
         self.backlog.clear()
@@ -326,20 +363,40 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        decision = self.host.admit(request)
-        if isinstance(decision, Response):  # plain HTTP, or a refusal: the exchange ends here
+        decision = self.host.admit(request, self._caller())
+        traffic = self.traffic
+        if isinstance(decision, Response):  # plain HTTP, or a refusal (counted by the metrics' gates)
             self.ws.send_response(decision)
             return
         response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol
         self.ws.send_response(response)
         if self.ws.state is _OPEN:
             self.accepted = True
+            if traffic is not None:
+                traffic.connections_accepted += 1
+                traffic.connections_open += 1
+                self.counted = True
+            if decision.identity is not None:
+                self.log_context["identity"] = decision.identity
             self.session.identity = decision.identity
             self.session.allowed = decision.allowed
+            self.session.endpoint = endpoint_of(request)
+            # Per identity once authentication gave one: more connections buy no more calls.
             self.session.bucket = self.host.bucket(decision.identity)
+            if decision.expires_at is not None:
+                delay = max(0.0, decision.expires_at - time.time())
+                self.expiry_timer = self.loop.call_later(delay, self._expire)
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()
+        elif traffic is not None and response.status_code != 426:  # 426: plain HTTP on the endpoint, not an upgrade
+            traffic.refused["invalid"] += 1  # not a valid WebSocket handshake
+
+    def _caller(self) -> Admission:
+        """What the transport knows of the caller, for the gates: its address, and its TLS certificate."""
+        assert self.transport is not None
+        peer = self.log_context.get("peer")
+        return Admission(peer=peer, certificate=self.transport.get_extra_info("peercert"))
 
     def _arrived(self, data: bytes) -> None:
         """A whole text message: run now, or queue behind the budgets."""
@@ -415,6 +472,10 @@ class Connection(asyncio.Protocol):
         self._update_reading()
 
     def _message(self, data: bytes) -> None:
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.messages_in += 1
+            traffic.bytes_in += len(data)
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -468,6 +529,8 @@ class Connection(asyncio.Protocol):
         self.in_flight_bytes -= size
         if not task.cancelled() and task.exception() is not None:
             logger.error("a call failed outside its tool", exc_info=task.exception())
+        if self.expired and not self.running:
+            self._close_expired()
         if self.lost:
             self._check_idle()
             return
@@ -515,12 +578,20 @@ class Connection(asyncio.Protocol):
     def _answer(self, message: bytes) -> None:
         if self.ws.state is _OPEN:
             self.ws.send_text(message)
+            traffic = self.traffic
+            if traffic is not None:
+                traffic.messages_out += 1
+                traffic.bytes_out += len(message)
 
     async def _push(self, message: bytes) -> None:
         """The session's way out: streamed parts, progress, events. Waits while the socket is full."""
         if self.ws.state is not _OPEN:
             return  # the peer is gone: what it asked for is dropped with it
         self.ws.send_text(message)
+        traffic = self.traffic
+        if traffic is not None:
+            traffic.messages_out += 1
+            traffic.bytes_out += len(message)
         self._schedule_flush()
         if self.writing_paused:
             if self.drained is None:
@@ -584,6 +655,32 @@ class Connection(asyncio.Protocol):
         self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
         self.abort()
+
+    def _expire(self) -> None:
+        """The caller's credential has expired: run nothing more; close once the calls running have answered."""
+        self.expiry_timer = None
+        if self.ws.state is not _OPEN:
+            return
+        logger.info("closing the connection of %s: its token expired", self.session.identity)
+        self.expired = True
+        self.accepted = False  # what arrives from now on is not run
+        self.backlog.clear()
+        self.backlog_bytes = 0
+        self.partial = None
+        if self.deferred is not None:
+            # Read but not started: each of its calls answers -32800 as it starts, its tool not run.
+            self.session.cancel_reason = "the caller's credential expired"
+            deferred, self.deferred = self.deferred, None
+            self._start(*deferred)
+        for subscription in list(self.session.subscriptions.values()):
+            subscription.cancel()  # no event goes out past the token's end; the calls running may answer
+        if self.running:
+            self.expiry_timer = self.loop.call_later(EXPIRY_GRACE_S, self._close_expired)
+        else:
+            self._close_expired()
+
+    def _close_expired(self) -> None:
+        self.close(CloseCode.POLICY_VIOLATION, "token expired")
 
     def abort(self) -> None:
         """Cut the connection at once, with no closing handshake."""
@@ -670,6 +767,8 @@ class Connection(asyncio.Protocol):
                 await asyncio.gather(*self.running, return_exceptions=True)
             await self.session.close()
         finally:
+            if self.counted and self.traffic is not None:
+                self.traffic.connections_open -= 1
             self.host.closed(self)
             if not self.closed.done():
                 self.closed.set_result(None)

@@ -28,6 +28,20 @@ class Context:
         self.request_id = request_id
         self.streaming = streaming
 
+    def publish(self, topic: str, event: Any) -> int:
+        """Publish ``event`` on one of the server's topics (to every worker and replica, with a broker).
+
+        Returns:
+            How many subscribers of this process it reached.
+
+        Raises:
+            KeyError: the server offers no such topic.
+            TypeError: JSON cannot carry ``event``.
+        """
+        if self.session.topics is None:
+            raise KeyError(topic)
+        return self.session.topics.publish(topic, event)
+
     async def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress; reaches the caller only if it asked to (``"stream": true``)."""
         if self.streaming:

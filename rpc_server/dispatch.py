@@ -31,14 +31,15 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from typing import Any, TypeAlias
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 from jsonrpcserver.exceptions import JsonRpcError
 from oslash.either import Left, Right  # type: ignore[import-untyped]
 
-from . import codes, protocol
+from . import codes, openrpc, protocol
 from .config import Limits
 from .context import Context
 from .errors import NODATA, ToolError
@@ -46,7 +47,7 @@ from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
 from .session import Session
 
-__all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
+__all__ = ["DEFAULT_MAX_BATCH", "CallObserver", "Dispatcher", "Reply"]
 
 logger = logging.getLogger("rpc_server")
 
@@ -59,6 +60,7 @@ Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
 _Outcome: TypeAlias = dict[str, Any] | Coroutine[Any, Any, dict[str, Any] | None] | None
 
 _NOID = protocol.NOID
+_clock = time.perf_counter
 _dumps = orjson.dumps
 _request_error = protocol.request_error
 # What writing a result can raise: not JSON (TypeError, ValueError), or nested
@@ -71,6 +73,17 @@ _STREAM = Kind.STREAM
 _EMPTY: list[Any] = []
 # Results that need no check before they are written (floats may be NaN; containers may hold one).
 _PLAIN = frozenset((int, str, bool, type(None)))
+
+
+class CallObserver(Protocol):
+    """Told of every call as it ends (the metrics, the access log): see :meth:`Dispatcher.observe`."""
+
+    def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+        """``request`` as decoded (any JSON value), its Response object (None: nothing answered), its duration."""
+
+
+def _ignore(request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+    pass
 
 
 def _non_finite(value: Any) -> float | None:
@@ -87,6 +100,14 @@ def _non_finite(value: Any) -> float | None:
         elif kind is dict:
             stack.extend(item.values())
     return None
+
+
+def _log_failure(tool: Tool, id: Any) -> None:
+    request_id = None if id is _NOID else id
+    # The method and id also as fields, for JSON logs (rpc_server.logs).
+    logger.exception(
+        "tool %r failed (request id %r)", tool.name, request_id, extra={"method": tool.name, "request_id": request_id}
+    )
 
 
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
@@ -177,9 +198,31 @@ class Dispatcher:
         self.max_response = limits.max_response_bytes
         self.call_timeout = limits.call_timeout_s
         self._get = registry.lookup
-        self._protocol = protocol_methods()
+        self._protocol = protocol_methods(self.describe)
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
         self._detached = Session()
+        self._observers: list[CallObserver] = []
+        self._observe: Callable[[Any, dict[str, Any] | None, float], None] = _ignore
+        self._timed = False
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell ``observer`` of every request from now on, batch members and ``{func, args}`` calls included.
+
+        Until the first observer, requests are not timed at all: the cost is only paid when asked for.
+        """
+        self._observers.append(observer)
+        if len(self._observers) == 1:
+            self._observe = observer.call
+        else:
+            observers = tuple(self._observers)
+
+            def observe_all(request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+                for each in observers:
+                    each.call(request, outcome, seconds)
+
+            self._observe = observe_all
+        self._request = self._observed  # type: ignore[method-assign]
+        self._timed = True
 
     # -- entry points ------------------------------------------------------
 
@@ -200,7 +243,16 @@ class Dispatcher:
         if type(obj) is dict:
             if "func" in obj and "jsonrpc" not in obj:
                 return self._legacy(obj, session)
-            outcome = self._request(obj, session)
+            if self._timed:
+                # Timed here rather than through _observed: a call one frame shallower.
+                start = _clock()
+                outcome = _unobserved(self, obj, session)
+                if outcome is None or type(outcome) is dict:
+                    self._observe(obj, outcome, _clock() - start)
+                else:
+                    outcome = self._observed_later(obj, outcome, start)  # type: ignore[arg-type]
+            else:
+                outcome = self._request(obj, session)
             if type(outcome) is dict:
                 try:
                     reply = _dumps(outcome)
@@ -214,6 +266,23 @@ class Dispatcher:
             return self._batch(obj, session)
         return protocol.encode(protocol.error(codes.INVALID_REQUEST, _request_error(obj)))
 
+    def describe(self, session: Session | None = None, *, url: str | None = None) -> dict[str, Any]:
+        """The OpenRPC document of what ``session``'s caller may call (``rpc.discover``'s answer).
+
+        Args:
+            session: whose permissions, topics and endpoint it describes; all
+                the tools and no topics when not given.
+            url: the endpoint, for ``servers``; the session's when not given.
+        """
+        session = session if session is not None else self._detached
+        return openrpc.document(
+            self.registry,
+            protocol=self._protocol.values(),
+            topics=session.topics,
+            url=url if url is not None else session.endpoint,
+            may_call=session.permits,
+        )
+
     async def dispatch_async(self, message: str | bytes, session: Session | None = None) -> bytes | None:
         """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
         reply = self.dispatch(message, session)
@@ -222,6 +291,10 @@ class Dispatcher:
         return await reply
 
     # -- one request -------------------------------------------------------
+
+    def serves(self, method: str) -> bool:
+        """Whether ``method`` names a tool or an ``rpc.*`` method here (the metrics bound their labels by it)."""
+        return self._find(method) is not None
 
     def _find(self, method: str) -> Tool | None:
         """A user's tool, else one of the rpc.* methods (user tools cannot take their names)."""
@@ -266,7 +339,7 @@ class Dispatcher:
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         if id is not _NOID:
             # Known as running from now, not from when its task first runs, so an
@@ -274,6 +347,24 @@ class Dispatcher:
             session.running[id] = None
         session.started += 1
         return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID, budget)
+
+    def _observed(self, obj: Any, session: Session, budget: _Budget | None = None) -> _Outcome:
+        start = _clock()
+        outcome = _unobserved(self, obj, session, budget)
+        if outcome is None or type(outcome) is dict:
+            self._observe(obj, outcome, _clock() - start)
+            return outcome
+        return self._observed_later(obj, outcome, start)  # type: ignore[arg-type]
+
+    async def _observed_later(
+        self, obj: Any, pending: Coroutine[Any, Any, dict[str, Any] | None], start: float
+    ) -> dict[str, Any] | None:
+        outcome = None
+        try:
+            outcome = await pending
+        finally:
+            self._observe(obj, outcome, _clock() - start)
+        return outcome
 
     async def _run(
         self, tool: Tool, params: Any, id: Any, session: Session, stream: bool, budget: _Budget | None
@@ -313,12 +404,12 @@ class Dispatcher:
             return None if id is _NOID else self._cancelled(session, id)
         except TimeoutError:
             if not deadline.expired():  # the tool's own, not ours
-                logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+                _log_failure(tool, id)
                 return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
             data = f"the call ran longer than {self.call_timeout:g} s and was cancelled"
             return None if id is _NOID else protocol.error(codes.CALL_TIMED_OUT, data, id)
         except Exception:
-            logger.exception("tool %r failed (request id %r)", tool.name, None if id is _NOID else id)
+            _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         finally:
             if session.running.get(key) is task:
@@ -505,3 +596,7 @@ class Dispatcher:
         data = err.get("data", NODATA)
         text = err["message"] if data is NODATA else f"{err['message']}: {data}"
         return protocol.encode({"error": text, **echo})
+
+
+# The request path without timing, for Dispatcher._observed (the instance's _request replaced).
+_unobserved = Dispatcher._request

@@ -17,6 +17,11 @@ How a tool runs depends on its kind:
 
 A tool that declares a parameter of type :class:`~.session.Context` gets one,
 by name; that parameter is not part of its params.
+
+What clients are told of a tool (OpenRPC, MCP: see :mod:`.describe`) comes
+from the same record: the params schema, the docstring, the result's schema
+(the return annotation unless ``result=`` gives one) and the application
+error codes the tool declares (``errors=``), which no signature can show.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from . import codes
 from . import schema as schemas
 from .errors import ToolDefinitionError
 
-__all__ = ["RESERVED_PREFIX", "Kind", "Registry", "Tool"]
+__all__ = ["RESERVED_PREFIX", "ErrorCodes", "Kind", "Registry", "Tool"]
+
+# What a tool declares it may answer: codes, or codes with their messages.
+ErrorCodes = Iterable[int] | Mapping[int, str]
 
 RESERVED_PREFIX = "rpc."
 
@@ -55,6 +64,10 @@ class Tool:
     schema: dict[str, Any]
     validate: schemas.Validator = field(repr=False, compare=False)
     context: str | None = None  # the name of the parameter that takes a Context
+    # The result's JSON Schema when given; else clients read it off the return annotation.
+    result: dict[str, Any] | None = field(default=None, compare=False)
+    # The application errors it may answer, (code, message) in code order.
+    errors: tuple[tuple[int, str], ...] = ()
     inline: bool = field(init=False, repr=False, compare=False)  # a plain call with nothing to add: the hot path
     # The schema's quick check (see schema.compile_params), when it has one: params it accepts are valid.
     accepts: Callable[[Any], bool] | None = field(init=False, repr=False, compare=False)
@@ -73,6 +86,19 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
+def _error_codes(name: str, errors: ErrorCodes) -> tuple[tuple[int, str], ...]:
+    pairs = errors.items() if isinstance(errors, Mapping) else ((code, None) for code in errors)
+    declared: dict[int, str] = {}
+    for code, message in pairs:
+        if type(code) is not int:
+            raise ToolDefinitionError(f"{name!r}: an error code is an integer, not {code!r}")
+        message = message if message is not None else codes.MESSAGES.get(code)
+        if not isinstance(message, str) or not message:
+            raise ToolDefinitionError(f"{name!r}: give error {code} its message, as errors={{{code}: 'what it means'}}")
+        declared[code] = message
+    return tuple(sorted(declared.items()))
+
+
 def make_tool(
     fn: Callable[..., Any],
     *,
@@ -80,11 +106,14 @@ def make_tool(
     blocking: bool = False,
     schema: dict[str, Any] | None = None,
     description: str | None = None,
+    result: dict[str, Any] | None = None,
+    errors: ErrorCodes = (),
 ) -> Tool:
     """Build a :class:`Tool` from a function, deriving its params schema when none is given.
 
     Raises:
-        ToolDefinitionError: ``fn`` is not callable, or its schema does not compile.
+        ToolDefinitionError: ``fn`` is not callable, its schema does not
+            compile, or an error code has no message.
     """
     if not callable(fn):
         raise ToolDefinitionError(f"a tool must be callable, not {fn!r}")
@@ -101,7 +130,8 @@ def make_tool(
     elif description is not None:
         schema = {**schema, "description": description}
     kind = Kind.STREAM if is_stream else Kind.ASYNC if is_async else Kind.BLOCKING if blocking else Kind.SYNC
-    return Tool(name, fn, kind, schema, schemas.compile_params(schema, name), context)
+    validate = schemas.compile_params(schema, name)
+    return Tool(name, fn, kind, schema, validate, context, result, _error_codes(name, errors))
 
 
 class Registry(Mapping[str, Tool]):
@@ -174,6 +204,8 @@ class Registry(Mapping[str, Tool]):
         blocking: bool = False,
         schema: dict[str, Any] | None = None,
         description: str | None = None,
+        result: dict[str, Any] | None = None,
+        errors: ErrorCodes = (),
         replace: bool = False,
     ) -> Tool:
         """Serve ``fn`` as the method ``name`` (default: the function's name).
@@ -183,12 +215,20 @@ class Registry(Mapping[str, Tool]):
             schema: a params schema (see :mod:`.schema`); derived from the
                 signature and type hints when not given.
             description: shown to clients that list tools; default the docstring.
+            result: the JSON Schema of the result, for clients; default from
+                the return annotation.
+            errors: the application error codes the tool may raise (as
+                :class:`ToolError`), for clients: ``[1001]`` for codes of
+                :mod:`.codes`, ``{4001: "Out of stock"}`` for others.
             replace: replace a tool of the same name instead of refusing.
 
         Raises:
-            ToolDefinitionError: the name is taken or reserved, or the schema is bad.
+            ToolDefinitionError: the name is taken or reserved, the schema is
+                bad, or an error code has no message.
         """
-        tool = make_tool(fn, name=name, blocking=blocking, schema=schema, description=description)
+        tool = make_tool(
+            fn, name=name, blocking=blocking, schema=schema, description=description, result=result, errors=errors
+        )
         return self._put(tool, replace=replace)
 
     @overload
@@ -201,6 +241,8 @@ class Registry(Mapping[str, Tool]):
         blocking: bool = False,
         schema: dict[str, Any] | None = None,
         description: str | None = None,
+        result: dict[str, Any] | None = None,
+        errors: ErrorCodes = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
     def tool(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:  # type: ignore[misc]

@@ -14,6 +14,8 @@ holds the connection limit.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl as _ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -21,18 +23,48 @@ from typing import Any
 from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
-from . import capacity
+from . import capacity, discovery
+from .auth import Auth, redacting_logger
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, DRAIN_CLOSE_WAIT_S, Connection, Handler
 from .dispatch import Dispatcher
+from .errors import ConfigError
 from .handshake import PATHS, Admission, Handshake
+from .origins import OriginPolicy
 from .ratelimit import RateLimiter, TokenBucket
 from .registry import Registry
+from .tls import certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
+from .traffic import Traffic
 
-__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer"]
+__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
+
+_WEBSOCKETS_LOGGER = redacting_logger()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``: ``localhost`` or a loopback address (not ``0.0.0.0``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name may resolve to any address
+
+
+def _select_subprotocol(ws: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Ours that the client offers, first in our order; else none: the client speaks plain JSON-RPC.
+
+    websockets' default refuses (400) a client that offers none of the server's
+    subprotocols, which would shut out every plain client once one is served.
+    """
+    for name in ws.available_subprotocols or ():
+        if name in offered:
+            return name
+    return None
 
 
 class RpcServer:
@@ -49,10 +81,20 @@ class RpcServer:
         compression: negotiate permessage-deflate. Off by default: it cost
             27-37% of throughput on small messages here.
         topics: what clients can subscribe to; the built-in ``clock`` when not given.
-        origins: the ``Origin`` headers accepted (``None`` in the list for
-            clients that send none, as non-browser clients do); any when not
-            given. Set it when browsers may reach the server: otherwise any web
-            page the user opens can call its tools.
+        origins: the web pages (``Origin`` headers) that may connect: ``["*"]``
+            for any; when not given, only this server's own pages and local
+            ones (``localhost``, ``127.0.0.1``, ``[::1]``, any port). Clients
+            that send no ``Origin`` (not browsers) are always accepted. See
+            :mod:`.origins`.
+        auth: the credentials a caller must present (:class:`~.auth.Auth`):
+            API keys and/or JWTs. None: no credential is asked for.
+        ssl: serve ``wss://`` with this context (:func:`~.tls.server_context`);
+            one that requires client certificates makes them a credential.
+        allow_unauthenticated: listen on an address other machines can reach
+            with no credential at all. Without it, that is refused.
+
+    Raises:
+        ConfigError: a malformed origin, or a reachable address with no credential.
 
     Attributes:
         handshake: what decides each opening request (:mod:`.handshake`): add
@@ -62,7 +104,11 @@ class RpcServer:
             or the one derived from the descriptor limit once started).
         subprotocols: handlers for WebSocket subprotocols a client may ask for,
             by name: each is called once per connection that negotiated it and
-            returns what answers that connection's messages.
+            returns what answers that connection's messages. A client that
+            offers none of them speaks plain JSON-RPC.
+
+    Out of the box (:mod:`.discovery`): ``GET /openrpc.json``, the playground
+    page at ``GET /`` and ``/playground``, and MCP for the subprotocol ``mcp``.
     """
 
     def __init__(
@@ -75,7 +121,17 @@ class RpcServer:
         compression: bool = False,
         topics: Topics | None = None,
         origins: Sequence[str | None] | None = None,
+        auth: Auth | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
+        if auth is None and not requires_client_certificates(ssl) and not allow_unauthenticated:
+            if not is_loopback(host):
+                raise ConfigError(
+                    f"refusing to listen on {host or 'every address'} with no credential: anyone who can reach "
+                    "it could call every tool. Pass auth= (or ssl= requiring client certificates), or "
+                    "allow_unauthenticated=True to serve anyway"
+                )
         self.limits = limits if limits is not None else Limits()
         self.registry = registry if registry is not None else builtin_tools()
         self.dispatcher = Dispatcher(self.registry, limits=self.limits)
@@ -83,19 +139,33 @@ class RpcServer:
         self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
         self.origins = origins
-        self.handshake = Handshake()
+        self.auth = auth
+        self.ssl = ssl
+        self.origin_policy = OriginPolicy(origins, host=host)
+        # The cheap refusal first: a foreign web page is turned away before any credential is checked.
+        self.handshake = Handshake(gates=[self.origin_policy.gate])
+        if ssl is not None:
+            self.handshake.gates.append(certificate_gate)
+        if auth is not None:
+            self.handshake.gates.append(auth.gate)
         self.subprotocols: dict[str, Callable[[], Handler]] = {}
+        discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
         self._draining = False
         self.max_connections = self.limits.max_connections
+        # A full server says so before any other gate does any work.
         full = capacity.connection_gate(
             lambda: len(self.connections),
             lambda: sum(1 for connection in self.connections if connection.accepted),
             lambda: self.max_connections,
         )
-        self.handshake.gates.append(full)
+        self.handshake.gates.insert(0, full)
         self._rates = RateLimiter(self.limits.rate_limit_calls_per_s, self.limits.burst_calls)
+        # Counts for the metrics (rpc_server.metrics sets it; None: nothing is counted).
+        self.traffic: Traffic | None = None
+        # Bind with SO_REUSEPORT, beside the other workers on the same port (rpc_server.supervisor).
+        self.reuse_port = False
         self._port = port
         self._server: asyncio.Server | None = None
 
@@ -103,14 +173,16 @@ class RpcServer:
 
     def websocket(self) -> ServerProtocol:
         return ServerProtocol(
-            origins=self.origins,  # type: ignore[arg-type]
+            # No origins: the origin policy is a gate of the handshake.
             subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
+            select_subprotocol=_select_subprotocol,
             max_size=self.limits.max_message_bytes,
             extensions=enable_server_permessage_deflate(None) if self.compression else None,
+            logger=_WEBSOCKETS_LOGGER,
         )
 
-    def admit(self, request: Request) -> Response | Admission:
-        return self.handshake.decide(request)
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        return self.handshake.decide(request, admission)
 
     def handler(self, subprotocol: str | None) -> Handler:
         if subprotocol is None:
@@ -142,7 +214,14 @@ class RpcServer:
         if self.max_connections is None:
             self.max_connections = capacity.default_max_connections(descriptors)
         capacity.AcceptErrors.install(loop, lambda: len(self.connections))
-        self._server = await loop.create_server(lambda: Connection(self), self.host, self._port)
+        self._server = await loop.create_server(
+            lambda: Connection(self),
+            self.host,
+            self._port,
+            ssl=self.ssl,
+            ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
+            reuse_port=self.reuse_port or None,
+        )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -154,9 +233,9 @@ class RpcServer:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``ws://HOST:PORT/ws``, with the port actually bound."""
+        """The endpoint, ``ws://HOST:PORT/ws`` (``wss://`` with TLS), with the port actually bound."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/ws"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}/ws"
 
     @property
     def draining(self) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_SUBSCRIPTIONS",
     "DEFAULT_MAX_SUBSCRIPTIONS_TOTAL",
     "DEFAULT_SUBSCRIPTION_BUFFER",
+    "TOPIC_PREFIX",
     "Bucket",
     "Held",
     "Send",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 Send = Callable[[bytes], Awaitable[None]]
+
+# A topic as the caller's permissions name it: subscribing to "clock" needs "topic:clock".
+TOPIC_PREFIX = "topic:"
 
 
 class Held(Protocol):
@@ -78,6 +82,8 @@ class TopicDirectory(Protocol):
     def names(self) -> list[str]: ...
 
     def subscribe(self, topic: Any, params: Any, session: Session) -> Held: ...
+
+    def publish(self, name: str, event: Any) -> int: ...
 
     def count(self) -> int:
         """The subscriptions held now, by all connections together."""
@@ -135,9 +141,11 @@ class Session:
         # which methods it may call (None: all of them). Set by the transport.
         self.identity: str | None = None
         self.allowed: Callable[[str], bool] | None = None
+        # The URL the client connected to (for rpc.discover's servers), set by the transport.
+        self.endpoint: str | None = None
 
     def permits(self, method: str) -> bool:
-        """Whether this connection's caller may call ``method``."""
+        """Whether this connection's caller may call ``method`` (a topic: ``topic:NAME``)."""
         allowed = self.allowed
         return allowed is None or allowed(method)
 

@@ -12,6 +12,7 @@ subscriber) and/or from a source: an async generator started for each
 subscription with that subscription's params (the built-in ``clock``).
 
 A slow subscriber never makes memory grow: each subscription keeps at most
+A slow subscriber never makes memory grow: each subscription keeps at most
 ``buffer`` events. A topic fed by a source stops taking events from it while
 the buffer is full, so a subscriber that does not read costs no CPU (issue 9:
 640 clocks ticking for peers that never read took 96% of a core). For a
@@ -19,6 +20,14 @@ topic fed by :meth:`Topics.publish`, when one more event arrives the oldest
 is dropped, and the next event delivered carries ``"dropped": n``, the count
 lost since the last one. Publishing never waits for a subscriber, so one slow
 subscriber slows no one.
+
+Events cross processes (workers, replicas) when a :class:`Relay` is set
+(:mod:`.broker` is one, over Redis): :meth:`Topics.publish` then hands each
+event to the relay too, and the relay brings the other processes' events in
+through :meth:`Topics.deliver`. While the relay cannot carry events, the
+subscriptions to topics without a source are ended (``rpc.unsubscribed`` with
+the reason) and new ones are refused with -32010: a subscriber is never left
+waiting for events that cannot come.
 """
 
 from __future__ import annotations
@@ -30,13 +39,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from . import protocol
+from . import codes, protocol
 from . import schema as schemas
+from .errors import ToolError
 from .session import Session
 
-__all__ = ["Subscription", "Topic", "Topics", "builtin_topics", "clock"]
+__all__ = ["Relay", "Subscription", "Topic", "Topics", "builtin_topics", "clock"]
 
 logger = logging.getLogger("rpc_server")
 
@@ -59,6 +69,20 @@ class Topic:
     schema: dict[str, Any]
     validate: schemas.Validator = field(repr=False)
     subscribers: set[Subscription] = field(default_factory=set, repr=False)
+    # Events dropped for slow subscribers since the start, for the metrics.
+    dropped: int = 0
+
+
+class Relay(Protocol):
+    """Carries published events to the other processes serving the same topics (:mod:`.broker`)."""
+
+    @property
+    def available(self) -> bool:
+        """Whether events published elsewhere can reach this process now."""
+        ...
+
+    def send(self, topic: str, data: bytes) -> None:
+        """Pass on an event published here, already encoded as JSON; never waits."""
 
 
 # Queued after a source's last event: the pump then says the subscription is over.
@@ -94,6 +118,7 @@ class Subscription:
         if len(self.pending) >= self.buffer:
             self.pending.popleft()
             self.dropped += 1
+            self.topic.dropped += 1
         self.pending.append(event)
         self._ready.set()
 
@@ -110,12 +135,7 @@ class Subscription:
             reason = "the topic's source failed"
         finally:
             await agen.aclose()  # type: ignore[attr-defined]
-        # Let what was queued go out first, then say that it is over.
-        self.session.subscriptions.pop(self.id, None)
-        self.topic.subscribers.discard(self)
-        self._end_reason = reason
-        self.pending.append(_END)
-        self._ready.set()
+        self.end(reason)
 
     async def _deliver(self) -> None:
         session = self.session
@@ -147,13 +167,13 @@ class Subscription:
         return tasks
 
     def end(self, reason: str) -> list[asyncio.Task[None]]:
-        """Stop the source; the events queued still go out, then ``rpc.unsubscribed`` with ``reason``.
+        """End it from the server's side: its source stops, what was queued goes out, then ``rpc.unsubscribed``.
 
-        Returns the pump's task, which ends once the notice is sent.
+        Returns the pump's task, which ends once the notice (with ``reason``) is sent.
         """
         self.topic.subscribers.discard(self)
         self.session.subscriptions.pop(self.id, None)
-        if self._source is not None:
+        if self._source is not None and self._source is not asyncio.current_task():
             self._source.cancel()
         if not self._pump.done() and _END not in self.pending:
             self._end_reason = reason
@@ -174,6 +194,8 @@ class Topics:
     def __init__(self) -> None:
         self._topics: dict[str, Topic] = {}
         self._ids: Iterator[int] = itertools.count(1)
+        # Carries events to and from other processes; None: this process only.
+        self.relay: Relay | None = None
 
     def add(self, name: str, source: Source | None = None, *, schema: dict[str, Any] | None = None) -> Topic:
         """Offer a topic; with ``source``, its params schema comes from the signature unless given."""
@@ -203,11 +225,36 @@ class Topics:
                 hears of it rather than each subscriber's pump).
         """
         topic = self._topics[name]
-        if topic.subscribers:
+        if self.relay is not None:
+            self.relay.send(name, protocol.encode(event))
+        elif topic.subscribers:
             protocol.encode(event)
+        return self._offer(topic, event)
+
+    def deliver(self, name: str, event: Any) -> int:
+        """Give an event published in another process to this one's subscribers (for a :class:`Relay`).
+
+        Returns:
+            How many subscribers it reached; 0 for a topic this process does not offer.
+        """
+        topic = self._topics.get(name)
+        return 0 if topic is None else self._offer(topic, event)
+
+    @staticmethod
+    def _offer(topic: Topic, event: Any) -> int:
         for subscription in topic.subscribers:
             subscription.offer(event)
         return len(topic.subscribers)
+
+    def end_relayed(self, reason: str) -> int:
+        """End every subscription to a topic without a source (fed only through publish); returns how many."""
+        ended = 0
+        for topic in self._topics.values():
+            if topic.source is None:
+                for subscription in list(topic.subscribers):
+                    subscription.end(reason)
+                    ended += 1
+        return ended
 
     def get(self, name: str) -> Topic | None:
         return self._topics.get(name)
@@ -220,7 +267,13 @@ class Topics:
         return sum(len(topic.subscribers) for topic in self._topics.values())
 
     def subscribe(self, topic: Topic, params: Any, session: Session) -> Subscription:
-        """Start a subscription of ``session`` to ``topic`` with params already validated."""
+        """Start a subscription of ``session`` to ``topic`` with params already validated.
+
+        Raises:
+            ToolError: -32010, the relay cannot bring this topic's events now.
+        """
+        if topic.source is None and self.relay is not None and not self.relay.available:
+            raise ToolError(codes.BROKER_UNAVAILABLE, data="the event broker is unreachable; subscribe again later")
         subscription = Subscription(str(next(self._ids)), topic, session, session.subscription_buffer, params)
         topic.subscribers.add(subscription)
         session.subscriptions[subscription.id] = subscription

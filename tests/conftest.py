@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from rpc_server import Limits, Registry, RpcServer, builtin_tools
+from rpc_server import Registry, RpcServer, builtin_tools
+from rpc_server.testing import server_arguments
 
 StartServer = Callable[..., Awaitable[RpcServer]]
 
@@ -22,8 +23,7 @@ async def start_server() -> AsyncIterator[StartServer]:
     started: list[RpcServer] = []
 
     async def start(registry: Registry | None = None, **options: Any) -> RpcServer:
-        limits = {name: options.pop(name) for name in Limits.names() & options.keys()}
-        options = {"host": "127.0.0.1", "port": 0, "limits": Limits(**limits), **options}
+        options = server_arguments({"host": "127.0.0.1", "port": 0, **options})
         server = RpcServer(registry if registry is not None else builtin_tools(), **options)
         await server.start()
         started.append(server)

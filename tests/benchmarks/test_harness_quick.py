@@ -27,7 +27,10 @@ def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_a
     tmp_path: Path,
 ) -> None:
     """A --quick run against ours and the echo server writes a figure per scenario and server, and leaves no process."""
-    status = cli.main(["--quick", "--servers", "ours,echo", "--out", str(tmp_path), "--no-chart"])
+    scenarios = ",".join(HEADLINE)
+    status = cli.main(
+        ["--quick", "--servers", "ours,echo", "--scenarios", scenarios, "--out", str(tmp_path), "--no-chart"]
+    )
 
     assert status == 0
     [path] = tmp_path.glob("bench-quick-*.json")
@@ -43,6 +46,37 @@ def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_a
             assert section["median"][name]["errors_total"] == 0, (key, name)
     started = [p["pid"] for section in doc["scenarios"].values() for p in section["processes"]]
     assert len(started) == 2 * len(HEADLINE)
+    for pid in started:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_quick_run_of_the_operations_scenarios_compares_workers_and_metrics(tmp_path: Path) -> None:
+    """--quick connections and metrics: 1 worker against 2, metrics on against off; every call answered."""
+    status = cli.main(
+        [
+            "--quick",
+            "--servers",
+            "ours,ours-2w,ours-nometrics",
+            "--scenarios",
+            "connections,metrics",
+            "--out",
+            str(tmp_path),
+            "--no-chart",
+        ]
+    )
+
+    assert status == 0
+    [path] = tmp_path.glob("bench-quick-*.json")
+    doc = json.loads(path.read_text())
+    for key, servers in (("connections", ("ours", "ours-2w")), ("metrics", ("ours", "ours-nometrics"))):
+        section = doc["scenarios"][key]
+        for name in servers:
+            assert section["median"][name]["calls_per_s"] > 0, (key, name)
+            assert section["median"][name]["errors_total"] == 0, (key, name)
+    assert doc["scenarios"]["connections"]["median"]["ours-2w"]["calls_per_server_cpu_s"] > 0
+    assert doc["scenarios"]["connections"]["ratios"]["calls_per_s"]["ours"]["ours-2w"] > 0
+    started = [p["pid"] for section in doc["scenarios"].values() for p in section["processes"]]
     for pid in started:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

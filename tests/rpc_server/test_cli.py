@@ -21,7 +21,7 @@ from rpc_server import Limits, cli
 
 from .corpus import request
 
-READY = re.compile(r"^listening on (ws://127\.0\.0\.1:(\d+)/ws)$")
+READY = re.compile(r"^listening on (wss?://127\.0\.0\.1:(\d+)/ws)$")
 WAIT = 10  # seconds: a bound on start-up and shutdown, which take well under one here
 
 

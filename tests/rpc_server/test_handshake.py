@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
 from rpc_server import Registry, codes
-from rpc_server.handshake import Admission, Handshake, Routes, is_upgrade, json_response, response
+from rpc_server.handshake import Admission, Handshake, Routes, endpoint_of, is_upgrade, json_response, response
 
 from .corpus import request
 from .wire import WAIT, StartServer, rpc
@@ -35,7 +35,7 @@ def plain(path: str) -> Request:
     return Request(path, Headers([("Host", "127.0.0.1")]))
 
 
-def health(request: Request) -> Response:
+def health(request: Request, admission: Admission) -> Response:
     return json_response(200, {"status": "ok"})
 
 
@@ -104,6 +104,30 @@ def test_an_upgrade_is_recognised_whatever_the_case_of_its_header() -> None:
     """Upgrade: WebSocket and websocket alike."""
     assert is_upgrade(Request("/", Headers([("Upgrade", "WebSocket")])))
     assert not is_upgrade(plain("/"))
+
+
+def test_a_guarded_route_is_judged_by_the_gates_and_gets_their_admission() -> None:
+    """A guarded route's handler runs only past the gates, and sees who they admitted; an unguarded one skips them."""
+
+    def key_only(req: Request, admission: Admission) -> Response | None:
+        if req.headers.get("X-Key") != "k":
+            return response(401, "Unauthorized: no key\n")
+        admission.identity = "keyholder"
+        return None
+
+    def whoami(req: Request, admission: Admission) -> Response:
+        return json_response(200, {"identity": admission.identity})
+
+    routes = Routes()
+    routes.add("/whoami", whoami, guarded=True)
+    routes.add("/open", whoami)
+    handshake = Handshake(routes, gates=[key_only])
+    refused = handshake.decide(plain("/whoami"))
+    assert isinstance(refused, Response) and refused.status_code == 401
+    admitted = handshake.decide(Request("/whoami", Headers([("X-Key", "k")])))
+    assert isinstance(admitted, Response) and json.loads(admitted.body) == {"identity": "keyholder"}
+    open_answer = handshake.decide(plain("/open"))
+    assert isinstance(open_answer, Response) and json.loads(open_answer.body) == {"identity": None}
 
 
 def test_routes_refuse_a_taken_path_and_a_relative_one() -> None:
@@ -196,3 +220,32 @@ async def test_the_admission_decides_what_the_connection_may_call(start_server: 
             assert json.loads(await ws.recv()) == {"error": "Forbidden: not allowed to call 'add'"}
         (connection,) = server.connections
         assert connection.session.identity == "tester"
+
+
+def test_the_endpoint_is_the_url_the_client_named_without_its_query() -> None:
+    """ws://Host/path from the request, never its query (a credential may be there); wss behind a TLS proxy."""
+    assert endpoint_of(Request("/ws?access_token=secret", Headers({"Host": "example.org:8000"}))) == (
+        "ws://example.org:8000/ws"
+    )
+    proxied = Request("/", Headers({"Host": "rpc.example.org", "X-Forwarded-Proto": "https"}))
+    assert endpoint_of(proxied) == "wss://rpc.example.org/"
+    assert endpoint_of(proxied, "/ws") == "wss://rpc.example.org/ws"
+    assert endpoint_of(Request("/ws", Headers())) is None
+    assert endpoint_of(Request("/ws", Headers({"Host": "evil/x"}))) is None
+
+
+async def test_a_client_offering_none_of_the_served_subprotocols_speaks_plain_json_rpc(
+    start_server: StartServer,
+) -> None:
+    """With a subprotocol served, a client offering none (or another) still connects, without one."""
+    server = await start_server()
+    server.subprotocols["echo"] = lambda: lambda text, session: text.encode()
+    async with connect(server.url, subprotocols=["echo"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "echo"
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        assert [c.session.endpoint for c in server.connections] == [server.url]
+    for offered in (None, ["chat"]):
+        async with connect(server.url, subprotocols=offered) as ws:  # type: ignore[arg-type]
+            assert ws.subprotocol is None
+            assert (await rpc(ws, "multiply", [3, 4]))["result"] == 12

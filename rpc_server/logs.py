@@ -1,0 +1,146 @@
+"""Logs: plain text or JSON lines, with the context of the connection that caused them, and the access log.
+
+``--log-format json`` writes one JSON object per line on stderr: ``time``
+(ISO 8601, UTC), ``level``, ``logger``, ``message``, then whatever context
+there is: ``peer``, ``connection``, ``identity`` (once authenticated),
+``method`` and ``request_id`` (for a call), ``worker`` (with ``--workers``),
+and ``exception`` (a traceback). The connection puts its part of the context
+in :data:`CONTEXT` while it runs a message, so every line logged meanwhile,
+by the server or by a tool, carries it.
+
+``--access-log`` adds one line per call on the logger ``rpc_server.access``:
+peer, identity, method, request id, duration, outcome code, and the size in
+bytes of the request and of its answer. Never params, results or
+credentials: the line is built from those fields only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import os
+import sys
+from typing import Any
+
+import orjson
+
+__all__ = ["CONTEXT", "FORMATS", "AccessLog", "JsonFormatter", "TextFormatter", "configure"]
+
+FORMATS = ("text", "json")
+
+# The context of the connection whose message is being handled: peer, connection, identity.
+CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("rpc_log_context", default=None)
+
+# Context a call adds to a record with ``extra=``, in this order.
+_CALL_FIELDS = ("method", "request_id")
+_WORKER = os.environ.get("RPC_WORKER")
+
+
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    connection = CONTEXT.get()
+    if connection:
+        fields.update(connection)
+    for name in _CALL_FIELDS:
+        value = getattr(record, name, None)
+        if value is not None:
+            fields[name] = value
+    if _WORKER is not None:
+        fields["worker"] = int(_WORKER)
+    return fields
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in a traceback are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_context(record))
+        access = getattr(record, "access", None)
+        if access is not None:
+            entry.update(access)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER: MESSAGE [key=value ...]``: the context after the message."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = _context(record)
+        access = getattr(record, "access", None)
+        if access is not None:
+            fields.update(access)
+        if not fields:
+            return text
+        head, newline, rest = text.partition("\n")  # a traceback stays below the line
+        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        return f"{head} [{pairs}]{newline}{rest}"
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Send the server's logs to stderr at ``level``, as ``text`` or ``json`` lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    if level.lower() != "debug":
+        # websockets logs every connection opened and closed at INFO: noise at this rate.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+class AccessLog:
+    """Writes one line per call (a call observer of the dispatcher; see :mod:`.metrics` for the other).
+
+    Args:
+        logger: where the lines go; ``rpc_server.access`` by default.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("rpc_server.access")
+
+    def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+        method = request.get("method") if type(request) is dict else None
+        fields: dict[str, Any] = {
+            "method": method if type(method) is str else None,
+            "request_id": request.get("id") if type(request) is dict else None,
+            "duration_ms": round(seconds * 1e3, 3),
+            "code": outcome_code(outcome),
+        }
+        # Sizes only: the request and the answer are measured, never written.
+        fields["bytes_in"] = _size(request)
+        if outcome is not None:
+            fields["bytes_out"] = _size(outcome)
+        self.logger.info("call", extra={"access": fields})
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:  # beyond what orjson writes (big integers): the size is not worth a slower encoder
+        return None
+
+
+def outcome_code(outcome: dict[str, Any] | None) -> str:
+    """The outcome of a call, as the metrics and the access log name it: ``ok``, an error code, or ``none``."""
+    if outcome is None:
+        return "none"  # a notification (or a call cut short by its connection closing): nothing answered
+    error = outcome.get("error")
+    if error is None:
+        return "ok"
+    code = error.get("code") if type(error) is dict else None
+    return str(code) if type(code) is int else "error"

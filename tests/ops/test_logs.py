@@ -1,0 +1,63 @@
+"""--log-format json and --access-log: one JSON object per line, with context, and never params or credentials."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from websockets.asyncio.client import connect
+
+from .conftest import TOOLS, StartProcess
+
+SECRET_PARAM = "hunter2-in-params"
+SECRET_TOKEN = "token-in-the-query-string"
+SECRET_HEADER = "Bearer credential-in-a-header"
+
+
+async def test_json_logs_are_one_object_per_line_with_context_and_no_secrets(start_process: StartProcess) -> None:
+    """Access lines and a tool's failure carry peer, connection, method and id; params and credentials never show."""
+    server = await start_process("--log-format", "json", "--access-log", *TOOLS)
+    url = f"{server.url}?token={SECRET_TOKEN}"
+    async with connect(url, additional_headers={"Authorization": SECRET_HEADER}) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": "m-1"}))
+        assert json.loads(await ws.recv())["result"] == 42
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "explode", "params": [SECRET_PARAM], "id": 2}))
+        assert json.loads(await ws.recv())["error"]["code"] == -32603
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "announce", "params": ["clock", SECRET_PARAM], "id": 3}))
+        await ws.recv()
+    server.signal(signal.SIGTERM)
+    assert await server.wait() == 0
+
+    text = server.log.read_text()
+    for secret in (SECRET_PARAM, SECRET_TOKEN, SECRET_HEADER, "credential-in-a-header"):
+        assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines()]  # each line is one object
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= line.keys()
+
+    access = [line for line in lines if line["logger"] == "rpc_server.access"]
+    assert [(a["method"], a["request_id"], a["code"]) for a in access] == [
+        ("multiply", "m-1", "ok"),
+        ("explode", 2, "-32603"),
+        ("announce", 3, "ok"),
+    ]
+    for entry in access:
+        assert entry["peer"].startswith("127.0.0.1:") and isinstance(entry["connection"], int)
+        assert entry["duration_ms"] >= 0 and entry["bytes_in"] > 0 and entry["bytes_out"] > 0
+        assert "params" not in entry and "result" not in entry
+
+    failure = next(line for line in lines if line["message"].startswith("tool 'explode' failed"))
+    assert failure["level"] == "error" and failure["method"] == "explode" and failure["request_id"] == 2
+    assert failure["peer"] == access[0]["peer"] and "RuntimeError: the tool broke" in failure["exception"]
+
+
+async def test_text_logs_stay_the_default(start_process: StartProcess) -> None:
+    """Without --log-format the lines are text, with the context in brackets after the message."""
+    server = await start_process("--access-log")
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [2, 3], "id": 7}))
+        await ws.recv()
+    server.signal(signal.SIGTERM)
+    await server.wait()
+    line = next(line for line in server.log.read_text().splitlines() if "rpc_server.access" in line)
+    assert " INFO rpc_server.access: call [" in line and "method=multiply" in line and "request_id=7" in line

@@ -1,0 +1,103 @@
+"""--workers: N processes on one port, spread, restarted when they die, counted together, drained on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+
+import psutil
+from websockets.asyncio.client import connect
+
+from .conftest import TOOLS, StartProcess
+from .processes import ServerProcess, wait_for
+from .scrape import scrape, value
+
+
+async def _whoami(url: str) -> int:
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "whoami", "id": 1}))
+        async with asyncio.timeout(30):
+            return int(json.loads(await ws.recv())["result"])
+
+
+def _workers(server: ServerProcess) -> set[int]:
+    return {child.pid for child in psutil.Process(server.pid).children()}
+
+
+async def test_connections_spread_over_both_workers_and_every_call_is_answered(start_process: StartProcess) -> None:
+    """200 connections to --workers 2 reach both worker processes; each call is answered; one 'listening on' line."""
+    server = await start_process("--workers", "2", *TOOLS)
+    assert server.listening_lines() == 1
+    workers = _workers(server)
+    assert len(workers) == 2
+    answered_by: list[int] = []
+    for start in range(0, 200, 50):  # 50 at a time: the load generator shares the machine's cores
+        answered_by += await asyncio.gather(*(_whoami(server.url) for _ in range(start, start + 50)))
+    assert len(answered_by) == 200
+    assert set(answered_by) == workers
+    assert min(answered_by.count(pid) for pid in workers) >= 20  # spread, not all on one
+
+
+async def test_a_killed_worker_is_replaced_and_the_port_keeps_serving(start_process: StartProcess) -> None:
+    """SIGKILL one worker: the other answers at once, and a new worker takes the dead one's place."""
+    server = await start_process("--workers", "2", *TOOLS)
+    first, second = sorted(_workers(server))
+    os.kill(first, signal.SIGKILL)
+    # Once the kernel has closed its socket (the supervisor has reaped it), the other worker takes every connection.
+    await wait_for(lambda: first not in _workers(server), 10.0, "the killed worker to be gone")
+    answers = await asyncio.gather(*(_whoami(server.url) for _ in range(20)))
+    assert set(answers) <= {second} | (_workers(server) - {first})
+    await wait_for(lambda: len(_workers(server) - {first, second}) == 1, 30.0, "a new worker")
+    replacement = (_workers(server) - {second}).pop()
+    seen: set[int] = set()
+    for _ in range(10):  # the new worker serves too, once it listens
+        seen.update(await asyncio.gather(*(_whoami(server.url) for _ in range(20))))
+        if replacement in seen:
+            break
+        await asyncio.sleep(0.5)
+    assert replacement in seen and second in seen
+    assert "exited with status -9; starting it again" in server.log.read_text()
+
+
+async def test_metrics_of_all_workers_come_in_one_scrape_exactly(start_process: StartProcess) -> None:
+    """Counters add up over the workers: 120 calls over 40 connections move rpc_calls_total by exactly 120."""
+    server = await start_process("--workers", "2", *TOOLS)
+
+    async def calls(n: int) -> list[int]:
+        async with connect(server.url) as ws:
+            for i in range(n):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [i, 1], "id": i}))
+            async with asyncio.timeout(30):
+                return [json.loads(await ws.recv())["id"] for _ in range(n)]
+
+    answered = await asyncio.gather(*(calls(3) for _ in range(40)))
+    assert sum(len(ids) for ids in answered) == 120
+
+    seen: list[float] = []
+
+    def converged() -> bool:
+        # Whichever worker answers, it adds the other's latest snapshot (at most a second old).
+        counts = [value(scrape(server.port), "rpc_calls_total", method="multiply", code="ok") for _ in range(4)]
+        seen.extend(counts)
+        return all(count == 120 for count in counts)
+
+    await wait_for(converged, 15.0, "every scrape to count the 120 calls")
+    assert max(seen) == 120  # never more than were made
+    for _ in range(3):
+        samples = await asyncio.to_thread(scrape, server.port)
+        assert value(samples, "rpc_calls_total", method="multiply", code="ok") == 120
+        assert value(samples, "rpc_call_duration_seconds_count", method="multiply") == 120
+        assert value(samples, "rpc_connections_accepted_total") == 40
+        workers = {dict(labels).get("worker") for name, labels in samples if name == "process_cpu_seconds_total"}
+        assert workers == {"1", "2"}
+
+
+async def test_sigterm_drains_every_worker_and_exits_0(start_process: StartProcess) -> None:
+    """SIGTERM to the supervisor reaches each worker; it exits 0 once all have, leaving none behind."""
+    server = await start_process("--workers", "2", *TOOLS)
+    workers = _workers(server)
+    server.signal(signal.SIGTERM)
+    assert await server.wait() == 0
+    assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
