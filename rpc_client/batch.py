@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .messages import Params, message, outcome_value, params_from
-
-if TYPE_CHECKING:
-    from .client import Client
+from .exchange import Entry, Exchange
+from .messages import outcome_value, params_from, request_object
 
 __all__ = ["Batch", "BatchCall"]
 
@@ -54,10 +52,10 @@ class Batch:
     block ends without an exception.
     """
 
-    def __init__(self, client: Client, timeout: float | None = None) -> None:
-        self._client = client
+    def __init__(self, exchange: Exchange, timeout: float | None = None) -> None:
+        self._exchange = exchange
         self._timeout = timeout
-        self._entries: list[tuple[str, Params, bool]] = []
+        self._entries: list[Entry] = []
         self._calls: list[BatchCall] = []
         self._sent = False
 
@@ -68,7 +66,7 @@ class Batch:
             TypeError: params given both by position and by name.
         """
         params = params_from(args, kwargs)
-        message(method, params, 0)  # check it now, where the mistake is
+        request_object(method, params, 0)  # check it now, where the mistake is
         self._entries.append((method, params, True))
         handle = BatchCall(method)
         self._calls.append(handle)
@@ -77,7 +75,7 @@ class Batch:
     def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Add a notification."""
         params = params_from(args, kwargs)
-        message(method, params, None)
+        request_object(method, params, None)
         self._entries.append((method, params, False))
 
     async def send(self) -> list[Any]:
@@ -89,7 +87,8 @@ class Batch:
         if self._sent:
             raise RuntimeError("this batch was already sent")
         self._sent = True
-        results = [outcome_value(outcome) for outcome in await self._client._send_batch(self._entries, self._timeout)]
+        outcomes = await self._exchange.send_batch(self._entries, self._timeout)
+        results = [outcome_value(outcome) for outcome in outcomes]
         for handle, outcome in zip(self._calls, results, strict=True):
             handle._settle(outcome)
         return results

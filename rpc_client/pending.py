@@ -49,17 +49,16 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
-from jsonrpcclient import Error, Ok, parse
+from jsonrpcclient import Ok
 
 from .errors import ProtocolError
+from .messages import Response, response_from
 
 __all__ = ["Listener", "PendingCalls", "Response", "is_id"]
 
 logger = logging.getLogger("rpc_client")
-
-Response: TypeAlias = Ok | Error
 
 
 # The notifications routed by request id, and those routed by subscription id.
@@ -137,6 +136,28 @@ class PendingCalls:
     def subscriptions(self) -> int:
         """How many subscriptions have a listener."""
         return len(self._subscriptions)
+
+    def expect(self, id: int) -> asyncio.Future[Response]:
+        """Register one plain call (no listener) and give the future of its answer: the fast way of :meth:`expecting`.
+
+        The caller must :meth:`discard` it however it leaves without the answer.
+
+        Raises:
+            ValueError: the id is already waiting for its answer.
+        """
+        if id in self._calls:
+            raise ValueError(f"request id {id!r} is already waiting for its answer")
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._calls[id] = _Call(future, 0)
+        return future
+
+    def discard(self, id: int, future: asyncio.Future[Response]) -> bool:
+        """Forget a call of :meth:`expect` left before its answer; False if it was no longer waiting."""
+        call = self._calls.get(id)
+        if call is None or call.future is not future:
+            return False
+        del self._calls[id]
+        return True
 
     @contextmanager
     def expecting(
@@ -240,7 +261,11 @@ class PendingCalls:
 
     def _resolve_one(self, obj: Any) -> int | None:
         """Settle the call that ``obj`` answers; return that call's group, or None if none."""
-        key = _key(obj.get("id")) if isinstance(obj, dict) else None
+        if type(obj) is dict:
+            id = obj.get("id")
+            key = id if type(id) is int else _key(id)
+        else:
+            key = None
         call = self._calls.pop(key, None) if key is not None else None
         if call is None:
             if key in self._abandoned:
@@ -253,7 +278,7 @@ class PendingCalls:
                 self._orphaned(key, obj)
             return call.group
         try:
-            response = parse(obj)
+            response = response_from(obj)
         except (KeyError, TypeError, AttributeError):
             call.future.set_exception(
                 ProtocolError(f"the answer to request id {key!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
@@ -264,7 +289,7 @@ class PendingCalls:
                 if subscription is not None:
                     # Filed now, before the reader reads on: the first event may be the very next message.
                     self._subscriptions[subscription] = call.listener
-            call.future.set_result(response)  # type: ignore[arg-type]
+            call.future.set_result(response)
         return call.group
 
     def _drop_unclaimed(self, future: asyncio.Future[Response], listener: Listener | None) -> None:

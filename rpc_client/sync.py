@@ -9,7 +9,8 @@ from several threads at once share the one connection.
 
 Streams and subscriptions are the async client's iterators, pulled one item
 at a time from the calling thread (:meth:`SyncClient.stream`,
-:meth:`SyncClient.subscribe`). Leaving a loop early, or Ctrl-C while one
+:meth:`SyncClient.subscribe`); a batch is filled in a ``with`` block and sent
+when it ends (:meth:`SyncClient.batch`). Leaving a loop early, or Ctrl-C while one
 waits, cancels the pending step on the client's loop, which sends
 ``rpc.cancel`` for a stream as the async client does.
 """
@@ -18,18 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from .backoff import Backoff
+from .batch import Batch, BatchCall
 from .client import Client
-from .messages import Params
-from .pending import Response
+from .messages import Params, Response
 from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
 from .subscription import Subscription
+from .url import check_url
 
-__all__ = ["SyncClient", "SyncSubscription", "connect_sync"]
+__all__ = ["SyncBatch", "SyncClient", "SyncSubscription", "connect_sync"]
 
 T = TypeVar("T")
 
@@ -40,7 +43,9 @@ class SyncClient:
     """A blocking client; made by :func:`connect_sync`.
 
     Each method is the :class:`~rpc_client.client.Client` method of the same
-    name, with the same arguments and exceptions, and blocks until it is done.
+    name, with the same arguments and exceptions, and blocks until it is done
+    (a test holds the two surfaces together). It is connected when made, so
+    it has no ``connect()``; ``with`` replaces ``async with``.
     """
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
@@ -55,6 +60,43 @@ class SyncClient:
     @property
     def connected(self) -> bool:
         return self._client.connected
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not yet answered (see :attr:`Client.in_flight`)."""
+        return self._client.in_flight
+
+    @property
+    def timeout(self) -> float | None:
+        return self._client.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._client.timeout = value
+
+    @property
+    def connect_timeout(self) -> float | None:
+        return self._client.connect_timeout
+
+    @connect_timeout.setter
+    def connect_timeout(self, value: float | None) -> None:
+        self._client.connect_timeout = value
+
+    @property
+    def reconnect(self) -> bool:
+        return self._client.reconnect
+
+    @property
+    def backoff(self) -> Backoff:
+        return self._client.backoff
+
+    @property
+    def send_cancel(self) -> bool:
+        return self._client.send_cancel
+
+    @send_cancel.setter
+    def send_cancel(self, value: bool) -> None:
+        self._client.send_cancel = value
 
     def call(
         self,
@@ -117,6 +159,18 @@ class SyncClient:
         """Send a notification (see :meth:`Client.notify`)."""
         self._run(self._client.notify(method, *args, timeout=timeout, **kwargs))
 
+    def notification(self, method: str, params: Params = None, *, timeout: float | None = None) -> None:
+        """Send a notification with params as they go on the wire (see :meth:`Client.notification`)."""
+        self._run(self._client.notification(method, params, timeout=timeout))
+
+    def batch(self, *, timeout: float | None = None) -> SyncBatch:
+        """A batch to fill in a ``with`` block; it is sent, and waited for, when the block ends.
+
+        ``with client.batch() as batch: product = batch.call("multiply", 3, 4)``,
+        then ``product.result()`` after the block (see :meth:`Client.batch`).
+        """
+        return SyncBatch(self, self._client.batch(timeout=timeout))
+
     def batch_call(self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None) -> list[Any]:
         """Send one batch; results in order, errors as values (see :meth:`Client.batch_call`)."""
         return self._run(self._client.batch_call(list(calls), timeout=timeout))
@@ -175,6 +229,39 @@ class SyncClient:
             # Ctrl-C in the calling thread: cancel the call on the loop too, so nothing is left behind.
             future.cancel()
             raise
+
+
+class SyncBatch:
+    """A batch for blocking code; made by :meth:`SyncClient.batch`.
+
+    Filling it does no I/O; :meth:`send` (or the end of its ``with`` block
+    without an exception) sends it and blocks until it is answered.
+    """
+
+    def __init__(self, owner: SyncClient, batch: Batch) -> None:
+        self._owner = owner
+        self._batch = batch
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> BatchCall:
+        """Add a call; its :meth:`BatchCall.result` is there once the batch is answered (see :meth:`Batch.call`)."""
+        return self._batch.call(method, *args, **kwargs)
+
+    def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Add a notification."""
+        self._batch.notify(method, *args, **kwargs)
+
+    def send(self) -> list[Any]:
+        """Send the batch and wait for its answers (see :meth:`Batch.send`)."""
+        return self._owner._run(self._batch.send())
+
+    def __enter__(self) -> SyncBatch:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.send()
 
 
 class SyncSubscription:
@@ -249,17 +336,24 @@ class _Puller(Generic[T]):
             await aclose()
 
 
-def connect_sync(url: str, **options: Any) -> SyncClient:
+def connect_sync(
+    url: str, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **options: Any
+) -> SyncClient:
     """Connect a blocking client to ``url``; use it as ``with connect_sync(url) as client:``.
 
     Args:
         url: the server's endpoint.
+        loop_factory: makes the client's event loop; ``uvloop.new_event_loop``
+            for uvloop (``pip install 'rpc-tools[speed]'``); asyncio's own by default.
         options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``...).
 
     Raises:
+        InvalidURL: the URL cannot name a WebSocket server.
         ConnectError: the connection cannot be opened.
     """
-    loop = asyncio.new_event_loop()
+    if options.get("connector") is None:
+        check_url(url)  # before a thread is started for nothing
+    loop = (loop_factory or asyncio.new_event_loop)()
     thread = threading.Thread(target=loop.run_forever, name=f"rpc_client loop for {url}", daemon=True)
     thread.start()
     client_made: Future[Client] = asyncio.run_coroutine_threadsafe(_connected(url, options), loop)

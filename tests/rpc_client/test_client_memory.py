@@ -384,7 +384,7 @@ async def test_close_while_connect_is_opening_closes_what_it_opened_and_connect_
         async with asyncio.timeout(5):
             await connecting
     assert not client.connected
-    assert client._reader is None
+    assert client._session.link is None
     assert [transport.closed for transport in connector.opened] == [True]
 
 
@@ -399,9 +399,11 @@ async def test_two_concurrent_connects_keep_one_connection_and_close_the_other()
         await both
     try:
         assert len(connector.opened) == 2
-        in_use = [transport for transport in connector.opened if transport is client._transport]
+        in_use = [transport for transport in connector.opened if transport is client._session.link.transport]
         assert len(in_use) == 1 and not in_use[0].closed
-        assert [transport.closed for transport in connector.opened if transport is not client._transport] == [True]
+        assert [
+            transport.closed for transport in connector.opened if transport is not client._session.link.transport
+        ] == [True]
     finally:
         await client.close()
 
