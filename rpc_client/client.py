@@ -62,7 +62,7 @@ from .transport import Connector
 from .url import check_url
 from .websocket import connect as websocket_connect
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "Client"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "Client", "session_of"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -384,3 +384,8 @@ class Client:
         then ``product.result()`` after the block.
         """
         return Batch(self._session, timeout)
+
+
+def session_of(client: Client) -> Session:
+    """The engine under a client, for the package's own layers above it (the blocking facade)."""
+    return client._session

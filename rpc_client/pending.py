@@ -16,6 +16,8 @@ whether to raise.
 - A batch's members share a group: when the server's batch array arrives
   without an answer for some member, that member fails with
   :class:`ProtocolError` rather than waiting for an answer that cannot come.
+  :meth:`PendingCalls.expect_batch` waits for a whole batch on one future
+  (a future per member cost more than the rest of a batch, issue 13).
 - An error whose id is null (the server could not read a request) cannot be
   tied to any call by the specification's rules; it is logged as a warning and
   those calls run into their timeout.
@@ -77,6 +79,22 @@ class Listener(Protocol):
 
 
 @dataclass(slots=True)
+class _Batch:
+    """A batch awaited as a whole: each member's outcome in its place, one future for them all."""
+
+    future: asyncio.Future[list[Response | ProtocolError]]
+    outcomes: list[Response | ProtocolError | None]
+    index: dict[Any, int]
+    left: int
+
+    def settle(self, id: Any, outcome: Response | ProtocolError) -> None:
+        self.outcomes[self.index[id]] = outcome
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(self.outcomes)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
 class _Call:
     future: asyncio.Future[Response]
     group: int
@@ -117,6 +135,7 @@ class PendingCalls:
         self._ids = itertools.count(1)
         self._groups = itertools.count(1)
         self._calls: dict[Any, _Call] = {}
+        self._batches: dict[Any, _Batch] = {}  # the members of batches awaited whole, by request id
         self._subscriptions: dict[Any, Listener] = {}
         self._abandoned: set[Any] = set()  # subscribe calls left before their answer
         self._on_orphan = on_orphan
@@ -127,10 +146,10 @@ class PendingCalls:
         return next(self._ids)
 
     def __len__(self) -> int:
-        return len(self._calls)
+        return len(self._calls) + len(self._batches)
 
     def __contains__(self, id: object) -> bool:
-        return id in self._calls
+        return id in self._calls or id in self._batches
 
     @property
     def subscriptions(self) -> int:
@@ -145,7 +164,7 @@ class PendingCalls:
         Raises:
             ValueError: the id is already waiting for its answer.
         """
-        if id in self._calls:
+        if id in self._calls or id in self._batches:
             raise ValueError(f"request id {id!r} is already waiting for its answer")
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._calls[id] = _Call(future, 0)
@@ -158,6 +177,34 @@ class PendingCalls:
             return False
         del self._calls[id]
         return True
+
+    def expect_batch(self, ids: list[int]) -> asyncio.Future[list[Response | ProtocolError]]:
+        """Register a batch's request ids; give one future of their outcomes, in the order of ``ids``.
+
+        An outcome is the member's answer (``Ok`` or ``Error``), or the :class:`ProtocolError`
+        it failed with (the server's array lacks it, or it is not a Response object). The
+        caller must :meth:`discard_batch` it however it leaves without the outcomes.
+
+        Raises:
+            ValueError: an id is already waiting for its answer.
+        """
+        for id in ids:
+            if id in self._calls or id in self._batches:
+                raise ValueError(f"request id {id!r} is already waiting for its answer")
+        future: asyncio.Future[list[Response | ProtocolError]] = asyncio.get_running_loop().create_future()
+        batch = _Batch(future, [None] * len(ids), {id: i for i, id in enumerate(ids)}, len(ids))
+        self._batches.update(dict.fromkeys(ids, batch))
+        return future
+
+    def discard_batch(self, ids: list[int], future: asyncio.Future[Any]) -> list[int]:
+        """Forget a batch of :meth:`expect_batch` left before its outcomes; give the ids still unanswered."""
+        unanswered = []
+        for id in ids:
+            batch = self._batches.get(id)
+            if batch is not None and batch.future is future:
+                del self._batches[id]
+                unanswered.append(id)
+        return unanswered
 
     @contextmanager
     def expecting(
@@ -183,7 +230,7 @@ class PendingCalls:
         group = next(self._groups)
         futures: list[asyncio.Future[Response]] = []
         for id in ids:
-            if id in self._calls:
+            if id in self._calls or id in self._batches:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         leaving_early = False
         try:
@@ -231,7 +278,17 @@ class PendingCalls:
         """Hand a decoded message (a Response object, a batch's array of them, or a notification) to its callers."""
         if isinstance(message, list):
             groups: set[int] = set()
+            batches: set[int] = set()  # ids of the _Batch objects touched, and those objects
+            touched: list[_Batch] = []
+            members = self._batches
             for item in message:
+                key = _key(item.get("id")) if type(item) is dict and members else None
+                if key is not None and (batch := members.pop(key, None)) is not None:
+                    batch.settle(key, _outcome(item))
+                    if id(batch) not in batches:
+                        batches.add(id(batch))
+                        touched.append(batch)
+                    continue
                 if _is_notification(item):
                     self._route(item)
                     continue
@@ -240,6 +297,9 @@ class PendingCalls:
                     groups.add(group)
             if groups:
                 self._fail_unanswered(groups)
+            for batch in touched:
+                if batch.left:
+                    self._fail_batch_members(batch)
         elif _is_notification(message):
             self._route(message)
         else:
@@ -252,6 +312,10 @@ class PendingCalls:
             if not call.future.done():
                 # A copy each: one instance raised in many tasks would pile up all their tracebacks.
                 call.future.set_exception(copy.copy(exc))
+        members, self._batches = self._batches, {}
+        for batch in {id(b): b for b in members.values()}.values():
+            if not batch.future.done():
+                batch.future.set_exception(copy.copy(exc))
         subscriptions, self._subscriptions = self._subscriptions, {}
         for listener in subscriptions.values():
             listener.fail(copy.copy(exc))
@@ -268,6 +332,10 @@ class PendingCalls:
             key = None
         call = self._calls.pop(key, None) if key is not None else None
         if call is None:
+            batch = self._batches.pop(key, None) if key is not None else None
+            if batch is not None:  # a member answered alone, not in an array
+                batch.settle(key, _outcome(obj))
+                return None
             if key in self._abandoned:
                 self._orphaned(key, obj)
             else:
@@ -334,6 +402,14 @@ class PendingCalls:
             return
         listener.push(method, params)  # type: ignore[arg-type]
 
+    def _fail_batch_members(self, batch: _Batch) -> None:
+        """The server's array came without answers for some of the batch's members: they fail."""
+        for member, at in batch.index.items():
+            if batch.outcomes[at] is None and self._batches.get(member) is batch:
+                del self._batches[member]
+                missing = ProtocolError(f"the server's batch response has no answer for request id {member!r}")
+                batch.settle(member, missing)
+
     def _fail_unanswered(self, groups: set[int]) -> None:
         for id, call in list(self._calls.items()):
             if call.group in groups:
@@ -356,6 +432,15 @@ class PendingCalls:
                 self._on_unmatched_error(obj)
             return
         logger.debug("dropping a message for no pending call (unknown or late id): %s", _short(obj))
+
+
+def _outcome(obj: Any) -> Response | ProtocolError:
+    """A batch member's answer as its outcome."""
+    try:
+        return response_from(obj)
+    except (KeyError, TypeError, AttributeError):
+        id = obj.get("id")
+        return ProtocolError(f"the answer to request id {id!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
 
 
 def _is_notification(obj: Any) -> bool:

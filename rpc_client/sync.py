@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from .backoff import Backoff
 from .batch import Batch, BatchCall
-from .client import Client
-from .messages import Params, Response
+from .client import Client, session_of
+from .messages import Params, Response, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
 from .subscription import Subscription
 from .url import check_url
@@ -50,6 +50,7 @@ class SyncClient:
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
         self._client = client
+        self._session = session_of(client)
         self._loop = loop
         self._thread = thread
 
@@ -111,7 +112,9 @@ class SyncClient:
         A ``progress`` callback runs on the client's loop thread: keep it short,
         and do not call this client from it (that raises RuntimeError).
         """
-        return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
+        if progress is not None:
+            return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
+        return unwrap(self._request_now(method, params_from(args, kwargs), timeout))
 
     def request(
         self,
@@ -122,7 +125,9 @@ class SyncClient:
         progress: ProgressCallback | None = None,
     ) -> Response:
         """Call ``method``; return ``Ok`` or ``Error`` (see :meth:`Client.request`)."""
-        return self._run(self._client.request(method, params, timeout=timeout, progress=progress))
+        if progress is not None:
+            return self._run(self._client.request(method, params, timeout=timeout, progress=progress))
+        return self._request_now(method, params, timeout)
 
     def stream(
         self,
@@ -196,6 +201,37 @@ class SyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _request_now(self, method: str, params: Params, timeout: float | None) -> Response:
+        """One call, started on the loop by a callback rather than a task: two loop turns fewer a call."""
+        if not self._thread.is_alive():
+            raise RuntimeError("this client is closed")
+        self._check_thread()
+        answer: Future[Response] = Future()
+        started: list[asyncio.Future[Response]] = []
+        session = self._session
+
+        def start() -> None:
+            if answer.done():  # abandoned (Ctrl-C) before it could start
+                return
+            try:
+                future = session.begin(method, params, timeout)
+                if future is None:  # no connection now: the coroutine waits for one
+                    future = asyncio.ensure_future(session.request(method, params, timeout))
+            except BaseException as exc:
+                answer.set_exception(exc)
+                return
+            started.append(future)
+            future.add_done_callback(lambda done: _hand_over(done, answer))
+
+        self._loop.call_soon_threadsafe(start)
+        try:
+            return answer.result()
+        except BaseException:
+            # Ctrl-C in the calling thread: cancel the call on the loop too (and on the server).
+            answer.cancel()
+            self._loop.call_soon_threadsafe(lambda: started and started[0].cancel())
+            raise
 
     def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
         """An async iterator of the client's, pulled one item at a time from this thread."""
@@ -334,6 +370,19 @@ class _Puller(Generic[T]):
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _hand_over(done: asyncio.Future[Response], answer: Future[Response]) -> None:
+    """A call's outcome, from the loop's future to the calling thread's."""
+    try:
+        if done.cancelled():
+            answer.cancel()
+        elif (exc := done.exception()) is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(done.result())
+    except InvalidStateError:
+        pass  # abandoned by the calling thread (Ctrl-C) meanwhile
 
 
 def connect_sync(

@@ -9,8 +9,10 @@ does. It exists because websockets' asyncio client, with a lock, a write and
 an awaited drain per message and a future per message read, cost more per
 call than the rest of the client together (issue 13). What it does instead:
 
-- every message written in one event-loop turn leaves in one socket write
-  (a ``gather`` of 20,000 calls is a few writes, not 20,000);
+- the messages written in one event-loop turn leave in one socket write
+  (a ``gather`` of 20,000 calls is a few writes, not 20,000), except the
+  first since the last read, which leaves at once: a call made alone, after
+  the answer to the one before, then waits for no loop turn;
 - text frames are framed and masked here, with masks drawn from
   ``os.urandom`` in blocks (websockets makes one system call per frame);
   with an extension negotiated (deflate), websockets frames them;
@@ -82,6 +84,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_timeout = close_timeout
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._wrote_at_once = False  # since the last read or flush; what follows is gathered
         self._raw_frames = True  # False once an extension is negotiated: websockets frames then
         self._masks = b""
         self._mask_at = _MASKS
@@ -111,6 +114,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
+        self._wrote_at_once = False
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -158,13 +162,23 @@ class WebSocketConnection(asyncio.Protocol):
         if self.ws.state is not _OPEN:
             raise ConnectionLost(f"the connection to {self.url} is closed ({self.close_reason})")
         if self._raw_frames:
-            self._out.append(self._text_frame(data))
+            frame = self._text_frame(data)
         else:
             self.ws.send_text(data)
-            self._out += self.ws.data_to_send()
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            frame = b"".join(self.ws.data_to_send())
+        if self._flush_scheduled or self._wrote_at_once:
+            # Written after another in the same burst: gathered, to leave in one write.
+            self._out.append(frame)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
+        else:
+            # The first message since the last read or flush leaves at once: a lone call
+            # (one at a time, each after its answer) waits for no flush, nor a loop turn.
+            self._wrote_at_once = True
+            transport = self.transport
+            if transport is not None and not self._lost and not transport.is_closing():
+                transport.write(frame)
 
     @property
     def writing_paused(self) -> bool:
@@ -312,7 +326,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._close_timer = self.loop.call_later(self._close_timeout, self._abort)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_scheduled = self._wrote_at_once = False
         out = self._out
         if not out:
             return

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rpc_client import ClientClosedError, RpcError, SyncBatch, connect_sync
+from rpc_client import CallTimeout, ClientClosedError, RpcError, SyncBatch, connect_sync
 
 
 def test_a_sync_batch_is_sent_when_its_block_ends_and_each_call_has_its_outcome(threaded_server):
@@ -56,7 +56,7 @@ def test_in_flight_counts_the_calls_waiting_from_other_threads(threaded_server):
 
     def slow_call() -> None:
         try:
-            client.call("sleep", 30, "late")
+            client.call("sleep", 10, "late")  # the longest sleep the server allows
         except BaseException as exc:
             outcome.append(exc)
 
@@ -85,3 +85,32 @@ def test_connect_sync_can_run_its_loop_on_uvloop(threaded_server):
     with connect_sync(threaded_server, loop_factory=uvloop.new_event_loop) as client:
         assert client.call("multiply", 3, 4) == 12
         assert isinstance(client._loop, uvloop.Loop)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("multiply", [3, 4]),
+        ("subtract", {"minuend": 42, "subtrahend": 23}),
+        ("divide", [1, 0]),
+        ("nope", None),
+        ("multiply", ["ab", 3]),
+        ("sleep", [0.01, {"nested": [1, 2.5, None]}]),
+    ],
+)
+def test_a_sync_call_started_by_callback_answers_as_the_async_clients_coroutine_does(threaded_server, method, params):
+    """request() on the blocking facade (started on the loop by a callback) gives what Client.request gives."""
+    with connect_sync(threaded_server) as client:
+        fast = client.request(method, params)
+        slow = client._run(client._client.request(method, params))
+    assert type(fast) is type(slow)
+    assert fast._replace(id=None) == slow._replace(id=None)
+
+
+def test_a_sync_call_times_out_with_call_timeout(threaded_server):
+    """A call on the blocking facade not answered within its timeout raises CallTimeout, and nothing stays in flight."""
+    with connect_sync(threaded_server) as client:
+        with pytest.raises(CallTimeout, match=r"no answer to 'sleep' within 0\.1 s"):
+            client.call("sleep", 5, timeout=0.1)
+        assert client.in_flight == 0
+        assert client.call("add", 1, 2) == 3
