@@ -25,19 +25,32 @@ __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVERS = ("ours", "echo", "fastapi", "node", "picows-echo")
-SCENARIO_KEYS = ("throughput", "latency", "batch", "scale", "deflate")
+SCENARIO_KEYS = (
+    "throughput",
+    "latency",
+    "batch",
+    "scale",
+    "deflate",
+    "client-gather",
+    "client-window",
+    "client-latency",
+    "client-batch",
+)
 
 EPILOG = """\
 servers: ours (this project's server, as shipped), echo (bare websockets: the limit),
 fastapi (the seed's FastAPI + uvicorn), node (rpc-websockets; needs node and npm, and
 is installed into benchmarks/.node/ on first use), picows-echo (the load generator's ceiling).
 
-scenarios: throughput, latency, batch, scale, deflate (see benchmarks/scenarios.py).
+scenarios: throughput, latency, batch, scale, deflate (see benchmarks/scenarios.py); and,
+against our server, the clients: client-gather, client-window, client-latency, client-batch
+(see benchmarks/clients.py).
 
 examples:
   python -m benchmarks                        the full run (several minutes)
   python -m benchmarks --quick                every scenario, tiny: checks the harness works
   python -m benchmarks --servers ours,echo --scenarios throughput,latency --rounds 9
+  python -m benchmarks --servers ours --scenarios client-gather,client-window,client-latency,client-batch
 """
 
 
