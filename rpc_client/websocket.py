@@ -18,6 +18,10 @@ call than the rest of the client together (issue 13). What it does instead:
   with an extension negotiated (deflate), websockets frames them;
 - messages received go to the client by callback, from ``data_received``:
   no task, no future, no await per message;
+- a frame that is a whole text or binary message is cut from the stream
+  here; every other frame (ping, close, fragments, the malformed) goes whole
+  to websockets' parser, which acts on it as ever (a test compares the two
+  on streams cut at random);
 - keepalive pings (``ping_interval``, ``ping_timeout``) and a time limit on
   the closing handshake (``close_timeout``), as websockets' own client has.
 
@@ -86,6 +90,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._wrote_at_once = False  # since the last read or flush; what follows is gathered
         self._raw_frames = True  # False once an extension is negotiated: websockets frames then
+        self._own_frames = False  # True once frames are cut here rather than by websockets (_read_frames)
+        self._rest = b""  # the start of a frame whose end has not come
         self._masks = b""
         self._mask_at = _MASKS
         self._on_message: OnMessage | None = None
@@ -99,6 +105,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._lost = False
+        self._failed = False  # by us, for a message that is not UTF-8
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -115,13 +122,16 @@ class WebSocketConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._wrote_at_once = False
-        ws = self.ws
-        ws.receive_data(data)
-        for event in ws.events_received():
-            if type(event) is Frame:
-                self._frame(event)
-            elif isinstance(event, Response):
-                self._handshake_done()
+        if self._own_frames:
+            self._read_frames(data)
+        else:
+            self._to_protocol(data)
+            # Once open, with no extension and no partial frame left in websockets' buffer,
+            # frames are cut here (see _read_frames).
+            reader = getattr(self.ws, "reader", None)
+            self._own_frames = (
+                self.ws.state is _OPEN and not self.ws.extensions and getattr(reader, "buffer", b"?") == b""
+            )
         self._pump()
 
     def eof_received(self) -> bool | None:
@@ -243,6 +253,76 @@ class WebSocketConnection(asyncio.Protocol):
 
     # -- internals ---------------------------------------------------------------
 
+    def _to_protocol(self, data: bytes) -> None:
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if type(event) is Frame:
+                self._frame(event)
+            elif isinstance(event, Response):
+                self._handshake_done()
+
+    def _read_frames(self, data: bytes) -> None:
+        """Cut the stream into frames; deliver whole unfragmented data frames, pass every other frame on.
+
+        websockets' parser costs more per frame than the rest of reading an answer (issue
+        13). A server's frame that is a whole text or binary message (FIN, no RSV bit, no
+        mask, within max_size) is the common case and is delivered here; any other (ping,
+        pong, close, fragments, whatever is malformed) is handed whole to websockets, whose
+        parser therefore always starts at a frame's first byte, and acts as it always does.
+        """
+        buffer = self._rest + data if self._rest else data
+        at, end = 0, len(buffer)
+        limit = self.ws.max_message_size
+        while end - at >= 2:
+            first, second = buffer[at], buffer[at + 1]
+            length, head = second & 0x7F, 2
+            if length == 126:
+                if end - at < 4:
+                    break
+                length, head = int.from_bytes(buffer[at + 2 : at + 4]), 4
+            elif length == 127:
+                if end - at < 10:
+                    break
+                length, head = int.from_bytes(buffer[at + 2 : at + 10]), 10
+            if second & 0x80:
+                head += 4  # masked: not from a server; websockets fails the connection for it
+            stop = at + head + length
+            simple = (
+                (first == 0x81 or first == 0x82)
+                and not second & 0x80
+                and not self._fragments
+                and self.ws.state is _OPEN  # closing or failed: websockets decides what is still read
+            )
+            if simple and limit is not None and length > limit:
+                simple = False  # websockets closes with 1009 (message too big)
+            elif stop > end and simple:
+                break  # the rest of this frame is still to come
+            if simple:
+                payload = buffer[at + head : stop]
+                if first == 0x81:
+                    self._deliver_text(payload)
+                else:
+                    self._deliver(payload)
+            else:
+                if stop > end:
+                    stop = end  # websockets takes what came, and waits for the rest itself
+                    self._own_frames = False
+                self._to_protocol(buffer[at:stop])
+                if self._fragments_open():
+                    self._own_frames = False
+            at = stop
+            if not self._own_frames:
+                if at < end:
+                    self._to_protocol(buffer[at:])
+                self._rest = b""
+                return
+        self._rest = buffer[at:]
+
+    def _fragments_open(self) -> bool:
+        # A fragmented message: its continuation frames are websockets' to parse.
+        return bool(self._fragments)
+
     def _handshake_done(self) -> None:
         if self.opened.done():
             return
@@ -285,13 +365,15 @@ class WebSocketConnection(asyncio.Protocol):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            # RFC 6455 section 8.1: a text message that is not UTF-8 fails the connection.
+            # RFC 6455 section 8.1: a text message that is not UTF-8 fails the connection,
+            # and section 7.1.7: nothing more is processed, not even frames of the same read.
             self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text frame")
+            self._failed = True
             return
         self._deliver(text)
 
     def _deliver(self, message: bytes | str) -> None:
-        if self.ws.state is not _OPEN and self.ws.state is not State.CLOSING:
+        if self._failed or (self.ws.state is not _OPEN and self.ws.state is not State.CLOSING):
             return  # after the connection was failed, nothing more is processed
         on_message = self._on_message
         if on_message is None:
