@@ -156,17 +156,23 @@ class PendingCalls:
         """How many subscriptions have a listener."""
         return len(self._subscriptions)
 
-    def expect(self, id: int) -> asyncio.Future[Response]:
+    def expect(self, id: int, future: asyncio.Future[Response] | None = None) -> asyncio.Future[Response]:
         """Register one plain call (no listener) and give the future of its answer: the fast way of :meth:`expecting`.
 
         The caller must :meth:`discard` it however it leaves without the answer.
+
+        Args:
+            future: where the answer goes, if not a new future of the running loop: anything
+                with a future's ``done``, ``cancelled``, ``exception``, ``set_result`` and
+                ``set_exception`` (the blocking facade hands the answer to its thread this way).
 
         Raises:
             ValueError: the id is already waiting for its answer.
         """
         if id in self._calls or id in self._batches:
             raise ValueError(f"request id {id!r} is already waiting for its answer")
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         self._calls[id] = _Call(future, 0)
         return future
 

@@ -152,13 +152,14 @@ class Session:
             if timer is not None:
                 timer.cancel()
 
-    def begin(self, method: str, params: Params, timeout: float | None) -> asyncio.Future[Response] | None:
-        """Send one call now, from the loop's thread, with no coroutine: the future of its answer.
+    def begin(self, method: str, params: Params, timeout: float | None, answer: Any) -> Callable[[], None] | None:
+        """Send one call now, from the loop's thread, with no coroutine; its answer goes to ``answer``.
 
-        None when there is no connection (the caller then takes :meth:`request`). Cancelling
-        the future, or its timeout, cancels the call on the server. For callers on another
-        thread (the blocking facade), who would pay a task and two more loop turns for a
-        coroutine.
+        For callers on another thread (the blocking facade), who would pay a task and
+        three loop turns for a coroutine: ``answer`` is set from the very callback that
+        reads the answer (see :meth:`PendingCalls.expect`). Returns what the caller must
+        call, on the loop, if it leaves with no answer (timed out, interrupted): it cancels
+        the call on the server. None when there is no connection (take :meth:`request`).
 
         Raises:
             TypeError, ValueError: the request cannot be encoded; nothing is sent.
@@ -166,17 +167,16 @@ class Session:
         link = self.link
         if link is None:
             return None
-        id, future, timer = self._send_call(link, method, params, timeout)
-        future.add_done_callback(functools.partial(self._settled, link, id, timer))
-        return future
+        id, future, timer = self._send_call(link, method, params, timeout, answer)
+        return functools.partial(self._settled, link, id, timer, future)
 
     def _send_call(
-        self, link: Link, method: str, params: Params, timeout: float | None
+        self, link: Link, method: str, params: Params, timeout: float | None, answer: Any = None
     ) -> tuple[int, asyncio.Future[Response], asyncio.TimerHandle | None]:
         id = self.pending.next_id()
         data = request_bytes(method, params, id)
         pending = self.pending
-        future = pending.expect(id)
+        future = pending.expect(id, answer)
         try:
             link.write(data)
         except BaseException:
@@ -187,8 +187,9 @@ class Session:
             if self.timeout is not None:
                 self._deadlines.add(future, method, self.timeout)
         elif timeout != math.inf:
-            loop = future.get_loop()
-            timer = loop.call_at(loop.time() + timeout, _expire, future, method, timeout, self.url)
+            timer = asyncio.get_running_loop().call_at(
+                asyncio.get_running_loop().time() + timeout, _expire, future, method, timeout, self.url
+            )
         return id, future, timer
 
     def _settled(
@@ -414,7 +415,7 @@ class _Deadlines:
 
     def add(self, future: asyncio.Future[Response], method: str, seconds: float) -> None:
         """Fail ``future`` with CallTimeout unless it is done within ``seconds``."""
-        loop = future.get_loop()
+        loop = asyncio.get_running_loop()
         queue = self._queue
         while queue and queue[0][1].done():
             queue.popleft()

@@ -37,6 +37,8 @@ __all__ = ["SyncBatch", "SyncClient", "SyncSubscription", "connect_sync"]
 T = TypeVar("T")
 
 _END = object()
+# How long a call that failed waits for the loop to let go of it (bounded: the loop may be stuck).
+_LEAVE_TIMEOUT = 1.0
 
 
 class SyncClient:
@@ -203,35 +205,54 @@ class SyncClient:
         self.close()
 
     def _request_now(self, method: str, params: Params, timeout: float | None) -> Response:
-        """One call, started on the loop by a callback rather than a task: two loop turns fewer a call."""
+        """One call, started on the loop by a callback, its answer handed straight to this thread.
+
+        No task and no coroutine: the loop's callback that reads the answer sets this
+        thread's future (three loop turns fewer a call than a coroutine's way).
+        """
         if not self._thread.is_alive():
             raise RuntimeError("this client is closed")
         self._check_thread()
-        answer: Future[Response] = Future()
-        started: list[asyncio.Future[Response]] = []
+        answer: _Answer = _Answer()
+        leave: list[Callable[[], Any]] = []  # how to abandon the call, on the loop
         session = self._session
 
         def start() -> None:
             if answer.done():  # abandoned (Ctrl-C) before it could start
                 return
             try:
-                future = session.begin(method, params, timeout)
-                if future is None:  # no connection now: the coroutine waits for one
-                    future = asyncio.ensure_future(session.request(method, params, timeout))
+                abandon = session.begin(method, params, timeout, answer)
             except BaseException as exc:
                 answer.set_exception(exc)
                 return
-            started.append(future)
-            future.add_done_callback(lambda done: _hand_over(done, answer))
+            if abandon is None:  # no connection now: the coroutine waits for one
+                task = asyncio.ensure_future(session.request(method, params, timeout))
+                task.add_done_callback(lambda done: _hand_over(done, answer))
+                leave.append(task.cancel)
+            else:
+                leave.append(abandon)
 
-        self._loop.call_soon_threadsafe(start)
+        loop = self._loop
+        loop.call_soon_threadsafe(start)
         try:
-            return answer.result()
-        except BaseException:
-            # Ctrl-C in the calling thread: cancel the call on the loop too (and on the server).
+            response = answer.result()
+        except BaseException as exc:
+            # Timed out, or Ctrl-C in this thread: let go of it on the loop (rpc.cancel, if it still runs).
             answer.cancel()
-            self._loop.call_soon_threadsafe(lambda: started and started[0].cancel())
+            left = threading.Event()
+
+            def let_go() -> None:
+                if leave:
+                    leave[0]()
+                left.set()
+
+            loop.call_soon_threadsafe(let_go)
+            if isinstance(exc, Exception):
+                left.wait(_LEAVE_TIMEOUT)  # so that in_flight no longer counts it on return
             raise
+        if timeout is not None:
+            loop.call_soon_threadsafe(lambda: leave and leave[0]())  # its own timer goes too
+        return response
 
     def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
         """An async iterator of the client's, pulled one item at a time from this thread."""
@@ -370,6 +391,22 @@ class _Puller(Generic[T]):
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class _Answer(Future[Response]):
+    """A call's answer for the calling thread, set from the loop; what the correlation table needs of a future."""
+
+    def set_result(self, result: Response) -> None:
+        try:
+            super().set_result(result)
+        except InvalidStateError:
+            pass  # abandoned by the calling thread (Ctrl-C) meanwhile
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        try:
+            super().set_exception(exception)
+        except InvalidStateError:
+            pass
 
 
 def _hand_over(done: asyncio.Future[Response], answer: Future[Response]) -> None:
