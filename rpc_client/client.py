@@ -54,7 +54,7 @@ from . import streams
 from .backoff import Backoff
 from .batch import Batch
 from .errors import ProtocolError
-from .messages import Params, Response, batch_pair, outcome_value, params_from, unwrap
+from .messages import Params, Response, batch_pair, outcome_value, params_from, request_object, unwrap
 from .push import DEFAULT_EVENT_BUFFER, ProgressCallback
 from .session import Session
 from .subscription import Subscription
@@ -375,7 +375,8 @@ class Client:
         self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None
     ) -> list[Response | ProtocolError]:
         """:meth:`batch_call`, with each answer as jsonrpcclient's ``Ok`` or ``Error`` (as :meth:`request`)."""
-        return await self._session.send_batch([(*batch_pair(call), True) for call in calls], timeout)
+        entries = [(request_object(*batch_pair(call), None), True) for call in calls]
+        return await self._session.send_batch(entries, timeout)
 
     def batch(self, *, timeout: float | None = None) -> Batch:
         """A batch to fill in an ``async with`` block; it is sent when the block ends.

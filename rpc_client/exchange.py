@@ -8,17 +8,18 @@ So each of those modules depends downward only, on this one.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import ProtocolError
-from .messages import Params, Response
+from .messages import Response
 from .pending import Listener, PendingCalls
 from .transport import Link
 
 __all__ = ["Entry", "Exchange"]
 
-# One member of a batch: its method, its params, and whether it expects an answer (a call, not a notification).
-Entry = tuple[str, Params, bool]
+# One member of a batch: its Request object without an id (checked when it was added), and
+# whether it expects an answer (a call, not a notification): the batch gives the ids.
+Entry = tuple[dict[str, Any], bool]
 
 
 class Exchange(Protocol):
@@ -69,8 +70,15 @@ class Exchange(Protocol):
         """
         ...
 
-    async def send_batch(self, entries: list[Entry], timeout: float | None) -> list[Response | ProtocolError]:
-        """Send the entries as one batch; their answers in the order of the entries (none for notifications)."""
+    async def send_batch(
+        self, entries: list[Entry], timeout: float | None, *, raw: bool = False
+    ) -> list[Response | ProtocolError]:
+        """Send the entries as one batch; their answers in the order of the entries (none for notifications).
+
+        Args:
+            raw: an answer may also be left as the decoded object the server sent, for
+                :func:`~rpc_client.messages.outcome_from` to read when it is asked for.
+        """
         ...
 
     def cancel_on_server(self, link: Link, ids: list[int]) -> None:

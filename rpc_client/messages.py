@@ -34,6 +34,7 @@ __all__ = [
     "decode",
     "encode",
     "notification_bytes",
+    "outcome_from",
     "outcome_value",
     "params_from",
     "request_bytes",
@@ -176,6 +177,17 @@ def response_from(obj: dict[str, Any]) -> Response:
         return Ok(obj["result"], obj["id"])
     error = obj["error"]
     return Error(error["code"], error["message"], error.get("data"), obj["id"])
+
+
+def outcome_from(obj: Any) -> Response | ProtocolError:
+    """A batch member's answer (a decoded Response object) as its outcome: ``Ok``, ``Error``, or the ProtocolError."""
+    try:
+        return response_from(obj)
+    except (KeyError, TypeError, AttributeError):
+        id = obj.get("id") if isinstance(obj, dict) else None
+        text = repr(obj)
+        short = text if len(text) <= 200 else text[:197] + "..."
+        return ProtocolError(f"the answer to request id {id!r} is not a JSON-RPC 2.0 response: {short}")
 
 
 def outcome_value(outcome: Response | ProtocolError) -> Any:

@@ -56,7 +56,7 @@ from typing import Any, Protocol
 from jsonrpcclient import Ok
 
 from .errors import ProtocolError
-from .messages import Response, response_from
+from .messages import Response, outcome_from, response_from
 
 __all__ = ["Listener", "PendingCalls", "Response", "is_id"]
 
@@ -83,15 +83,18 @@ class _Batch:
     """A batch awaited as a whole: each member's outcome in its place, one future for them all."""
 
     future: asyncio.Future[list[Response | ProtocolError]]
-    outcomes: list[Response | ProtocolError | None]
+    outcomes: list[Any]
     index: dict[Any, int]
     left: int
+    raw: bool  # keep each answer as decoded: the caller reads it (outcome_from) if and when asked
 
-    def settle(self, id: Any, outcome: Response | ProtocolError) -> None:
-        self.outcomes[self.index[id]] = outcome
+    def settle(self, id: Any, answer: Any) -> None:
+        self.outcomes[self.index[id]] = (
+            answer if self.raw or isinstance(answer, ProtocolError) else outcome_from(answer)
+        )
         self.left -= 1
         if self.left == 0 and not self.future.done():
-            self.future.set_result(self.outcomes)  # type: ignore[arg-type]
+            self.future.set_result(self.outcomes)
 
 
 @dataclass(slots=True)
@@ -184,12 +187,14 @@ class PendingCalls:
         del self._calls[id]
         return True
 
-    def expect_batch(self, ids: list[int]) -> asyncio.Future[list[Response | ProtocolError]]:
+    def expect_batch(self, ids: list[int], *, raw: bool = False) -> asyncio.Future[list[Response | ProtocolError]]:
         """Register a batch's request ids; give one future of their outcomes, in the order of ``ids``.
 
         An outcome is the member's answer (``Ok`` or ``Error``), or the :class:`ProtocolError`
-        it failed with (the server's array lacks it, or it is not a Response object). The
-        caller must :meth:`discard_batch` it however it leaves without the outcomes.
+        it failed with (the server's array lacks it, or it is not a Response object); with
+        ``raw``, the answer as decoded, for :func:`~rpc_client.messages.outcome_from` to read
+        when asked (a batch's results are mostly never all read one by one). The caller must
+        :meth:`discard_batch` it however it leaves without the outcomes.
 
         Raises:
             ValueError: an id is already waiting for its answer.
@@ -198,7 +203,7 @@ class PendingCalls:
             if id in self._calls or id in self._batches:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         future: asyncio.Future[list[Response | ProtocolError]] = asyncio.get_running_loop().create_future()
-        batch = _Batch(future, [None] * len(ids), {id: i for i, id in enumerate(ids)}, len(ids))
+        batch = _Batch(future, [None] * len(ids), {id: i for i, id in enumerate(ids)}, len(ids), raw)
         self._batches.update(dict.fromkeys(ids, batch))
         return future
 
@@ -290,7 +295,7 @@ class PendingCalls:
             for item in message:
                 key = _key(item.get("id")) if type(item) is dict and members else None
                 if key is not None and (batch := members.pop(key, None)) is not None:
-                    batch.settle(key, _outcome(item))
+                    batch.settle(key, item)
                     if id(batch) not in batches:
                         batches.add(id(batch))
                         touched.append(batch)
@@ -340,7 +345,7 @@ class PendingCalls:
         if call is None:
             batch = self._batches.pop(key, None) if key is not None else None
             if batch is not None:  # a member answered alone, not in an array
-                batch.settle(key, _outcome(obj))
+                batch.settle(key, obj)
                 return None
             if key in self._abandoned:
                 self._orphaned(key, obj)
@@ -438,15 +443,6 @@ class PendingCalls:
                 self._on_unmatched_error(obj)
             return
         logger.debug("dropping a message for no pending call (unknown or late id): %s", _short(obj))
-
-
-def _outcome(obj: Any) -> Response | ProtocolError:
-    """A batch member's answer as its outcome."""
-    try:
-        return response_from(obj)
-    except (KeyError, TypeError, AttributeError):
-        id = obj.get("id")
-        return ProtocolError(f"the answer to request id {id!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
 
 
 def _is_notification(obj: Any) -> bool:

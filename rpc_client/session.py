@@ -32,16 +32,7 @@ from .errors import (
     RpcConnectionError,
 )
 from .exchange import Entry
-from .messages import (
-    Params,
-    Response,
-    cancel_message,
-    decode,
-    encode,
-    notification_bytes,
-    request_bytes,
-    request_object,
-)
+from .messages import Params, Response, cancel_message, decode, encode, notification_bytes, request_bytes
 from .pending import Listener, PendingCalls
 from .transport import Connector, Link, as_link
 
@@ -209,17 +200,20 @@ class Session:
             return
         link.write(data)
 
-    async def send_batch(self, entries: list[Entry], timeout: float | None) -> list[Response | ProtocolError]:
+    async def send_batch(
+        self, entries: list[Entry], timeout: float | None, *, raw: bool = False
+    ) -> list[Response | ProtocolError]:
         if not entries:
             return []  # an empty array is an invalid request: send nothing
         ids: list[int] = []
-        messages = []
         next_id = self.pending.next_id
-        for method, params, expects_answer in entries:
-            id = next_id() if expects_answer else None
-            messages.append(request_object(method, params, id))
-            if id is not None:
+        messages = []
+        for message, expects_answer in entries:
+            if expects_answer:
+                id = next_id()
+                message = {**message, "id": id}
                 ids.append(id)
+            messages.append(message)
         data = encode(messages)
         what = f"a batch of {len(entries)}"
         link = self.link
@@ -231,7 +225,7 @@ class Session:
             return outcomes  # type: ignore[return-value]
         # The fast way: one future for the whole batch.
         pending = self.pending
-        future = pending.expect_batch(ids)
+        future = pending.expect_batch(ids, raw=raw)
         try:
             link.write(data)
         except BaseException:

@@ -9,6 +9,7 @@ import pytest
 from jsonrpcclient import Error, Ok
 
 from rpc_client import ConnectionLost, ProtocolError
+from rpc_client.messages import outcome_from
 from rpc_client.pending import PendingCalls
 
 
@@ -233,3 +234,15 @@ async def test_a_call_awaited_by_expect_ends_as_the_same_call_awaited_by_expecti
             )
         fast.discard(id, future)
     assert len(fast) == len(slow) == 0
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=range(len(ANSWER_SETS)))
+async def test_a_batch_kept_raw_reads_as_the_batch_read_at_once(answers):
+    """expect_batch(raw=True), each answer read by outcome_from() later, equals expect_batch() reading them at once."""
+    eager, lazy = PendingCalls(), PendingCalls()
+    at_once = eager.expect_batch([1, 2])
+    kept = lazy.expect_batch([1, 2], raw=True)
+    eager.resolve(answers)
+    lazy.resolve(answers)
+    read_later = [o if isinstance(o, ProtocolError) else outcome_from(o) for o in await kept]
+    assert [_described(o) for o in read_later] == [_described(o) for o in await at_once]
