@@ -1,11 +1,14 @@
-"""The WebSocket transport, on ``websockets``: the client's default connector.
+"""websockets' asyncio client as a transport: an alternative connector, for what the default one does not do.
 
+The default, :func:`rpc_client.websocket.connect`, drives websockets'
+Sans-I/O protocol itself and is several times cheaper per call (issue 13);
+this one goes through websockets' asyncio connection, with its HTTP proxy
+support (``proxy=``) and its redirects. Use it as
+``Client(url, connector=rpc_client.websockets_asyncio.connect)``, or with
+options of :func:`websockets.asyncio.client.connect`:
+``connector=functools.partial(rpc_client.websockets_asyncio.connect, proxy="http://...")``.
 It only moves text frames and turns websockets' exceptions into this
-package's, each a sentence naming the URL and what happened. For other
-options of :func:`websockets.asyncio.client.connect` (``max_size``,
-``additional_headers``, ``ping_interval``...), pass
-``connector=functools.partial(rpc_client.websocket.connect, max_size=2**24)``
-to the client.
+package's, each a sentence naming the URL and what happened.
 """
 
 from __future__ import annotations
