@@ -18,7 +18,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias
 
 from .errors import ConnectionLost
 
@@ -61,7 +61,6 @@ OnMessage: TypeAlias = Callable[[bytes | str], None]
 OnLost: TypeAlias = Callable[[], None]
 
 
-@runtime_checkable
 class Link(Protocol):
     """A connection as the client drives it: writes without waiting, reads by callback."""
 
@@ -97,9 +96,12 @@ class Link(Protocol):
 
 def as_link(transport: Transport | Link) -> Link:
     """A connection as a :class:`Link`: itself when it is one, else a :class:`TransportLink` around it."""
-    if isinstance(transport, Link):
-        return transport
-    return TransportLink(transport)
+    # By its type's methods: isinstance() on a runtime-checkable Protocol would read the
+    # instance's properties (close_reason), which a Transport may not answer before it closes.
+    kind = type(transport)
+    if all(callable(getattr(kind, name, None)) for name in ("write", "start", "drained", "close")):
+        return transport  # type: ignore[return-value]
+    return TransportLink(transport)  # type: ignore[arg-type]
 
 
 class TransportLink:

@@ -20,6 +20,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from .errors import ConnectError, ConnectionLost
 
@@ -57,8 +58,10 @@ class WebSocketTransport:
 
     @property
     def close_reason(self) -> str:
-        exc = self._ws.protocol.close_exc
-        return str(exc) if exc is not None else "it is still open"
+        protocol = self._ws.protocol
+        if protocol.state is not State.CLOSED:
+            return "it is still open"
+        return str(protocol.close_exc)
 
     async def close(self) -> None:
         await self._ws.close()

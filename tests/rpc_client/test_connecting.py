@@ -11,9 +11,11 @@ from rpc_client import (
     Client,
     ConnectError,
     InvalidURL,
+    MemoryTransport,
     RpcClientError,
     connect_sync,
 )
+from rpc_client.transport import TransportLink, as_link
 from rpc_client.websockets_asyncio import connect as websockets_asyncio_connect
 
 # Outer bounds that fail a test rather than let it hang; none of them is what a test asserts.
@@ -118,3 +120,14 @@ async def test_the_websockets_asyncio_connector_still_works(server):
         async with client.batch() as batch:
             product = batch.call("multiply", 3, 4)
         assert product.result() == 12
+
+
+def test_a_transport_is_told_from_a_link_without_reading_its_properties():
+    """as_link() looks at methods only: a Transport whose close_reason fails before closing still gets wrapped."""
+
+    class Touchy(MemoryTransport):
+        @property
+        def close_reason(self) -> str:
+            raise AssertionError("connection isn't closed yet")  # as websockets' close_exc says
+
+    assert isinstance(as_link(Touchy()), TransportLink)
