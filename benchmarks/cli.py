@@ -24,7 +24,7 @@ from typing import Any, TextIO
 __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVERS = ("ours", "echo", "fastapi", "node", "picows-echo")
+SERVERS = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo")
 SCENARIO_KEYS = (
     "throughput",
     "latency",
@@ -38,7 +38,8 @@ SCENARIO_KEYS = (
 )
 
 EPILOG = """\
-servers: ours (this project's server, as shipped), echo (bare websockets: the limit),
+servers: ours (this project's server, as shipped), ours-key (the same with an API key
+configured, its clients presenting it), echo (bare websockets: the limit),
 fastapi (the seed's FastAPI + uvicorn), node (rpc-websockets; needs node and npm, and
 is installed into benchmarks/.node/ on first use), picows-echo (the load generator's ceiling).
 

@@ -1,7 +1,7 @@
 """The load generator: picows connections driven from callbacks, cheaper than the servers it measures.
 
 Why picows: the ``websockets`` asyncio client tops out near a ``websockets`` echo
-server's rate on this machine, so through it every server looks alike (issue 4).
+server's rate on this machine, so through it every server looks alike.
 picows parses frames in C and hands each to a callback; here that callback checks
 the answer and sends the next request itself, so a call costs the client no task,
 no future and no await. Its cost is reported beside every throughput figure

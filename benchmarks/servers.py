@@ -17,6 +17,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -60,17 +61,36 @@ class ServerSpec:
         label: what it is, for the table.
         dialect: what it is sent and must answer.
         command: the command line that starts it, given whether to negotiate deflate.
+        token: a credential its clients present (as the ``access_token`` query
+            parameter, which every load generator here can send).
     """
 
     name: str
     label: str
     dialect: Dialect
     command: Callable[[bool], list[str]]
+    token: str | None = None
 
 
 def _ours(compression: bool) -> list[str]:
     # As shipped: every default (validation on, log level info), only a free port.
     return [sys.executable, "-m", "rpc_server", "--port", "0", *(["--compression"] if compression else [])]
+
+
+# The API key of "ours-key", made for this run; its file is written on first use and removed at exit.
+BENCH_KEY = secrets.token_urlsafe(32)
+_KEY_FILES: list[Path] = []
+
+
+def _ours_with_key(compression: bool) -> list[str]:
+    # As shipped, with one API key for every tool: authentication runs once per connection.
+    if not _KEY_FILES:
+        fd, name = tempfile.mkstemp(prefix="bench-keys-")
+        with os.fdopen(fd, "w") as keys:
+            keys.write(BENCH_KEY + "\n")
+        _KEY_FILES.append(Path(name))
+        atexit.register(lambda: _KEY_FILES[0].unlink(missing_ok=True))
+    return [*_ours(compression), "--api-key-file", str(_KEY_FILES[0])]
 
 
 def _python_peer(script: str) -> Callable[[bool], list[str]]:
@@ -90,6 +110,7 @@ CATALOG: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
         ServerSpec("ours", "ours (rpc_server, defaults)", JSONRPC, _ours),
+        ServerSpec("ours-key", "ours with an API key (--api-key-file)", JSONRPC, _ours_with_key, BENCH_KEY),
         ServerSpec("echo", "echo (bare websockets: the limit)", ECHO, _python_peer("echo_server.py")),
         ServerSpec("fastapi", "FastAPI + uvicorn (the seed)", SEED, _python_peer("fastapi_peer.py")),
         ServerSpec("node", "Node rpc-websockets", JSONRPC, _node),
@@ -278,6 +299,8 @@ class ServerProcess:
             found = _LISTENING.search(self._log_path.read_bytes())
             if found:
                 self.url = found.group(1).decode()
+                if self.spec.token is not None:
+                    self.url += f"?access_token={self.spec.token}"
                 import psutil
 
                 self._ps = psutil.Process(self._process.pid)

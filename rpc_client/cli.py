@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from jsonrpcclient import Error, Ok
 
+from . import describe
 from .client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Client
 from .errors import CallTimeout, ConnectError, InvalidURL, ProtocolError, RpcConnectionError, RpcError
 from .messages import Params, Response
@@ -80,6 +81,8 @@ examples:
   python -m rpc_client long_task 3 2>progress.log       not a terminal: lines like 'progress 3/10: step 3 of 10'
   python -m rpc_client --subscribe clock                one JSON line per tick, until Ctrl-C
   python -m rpc_client --subscribe clock interval=0.5 --max 3
+  python -m rpc_client --list                           the server's methods and topics
+  python -m rpc_client --describe divide                params, result, errors and an example
 
 Each param is read as JSON when it is JSON (3, 2.5, true, null, [1,2], '"3"'),
 else as a string; name=value params are sent by name. Put -- before params
@@ -181,6 +184,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add("--json", action="store_true", help="print the whole response object instead of the result")
     add("--batch", metavar="FILE", help="send the calls in FILE ('-' for stdin) as one batch")
     add("--demo", action="store_true", help="send several calls at once and print each answer as it comes")
+    add(
+        "--list", action="store_true", help="list the server's methods (rpc.discover): params with types, one line each"
+    )
+    add("--describe", metavar="METHOD", help="one method's params, types, defaults, result, errors and an example")
     add("--stream", action="store_true", help="print each part of a streamed result (one JSON line each) as it comes")
     add(
         "--subscribe",
@@ -476,6 +483,18 @@ async def _batch(client: Client, calls: list[tuple[str, Params]], as_json: bool,
     return status
 
 
+async def _discover(client: Client, method: str | None, url: str | None, prog: str) -> int:
+    try:
+        print(describe.render(await client.discover(), method, url), end="")
+    except RpcError as exc:
+        print(f"{_error_line(exc.code, exc.message, exc.data)} (does the server offer rpc.discover?)", file=sys.stderr)
+        return EXIT_RPC_ERROR
+    except KeyError:
+        print(f"{prog}: the server has no method or topic {method!r}; --list shows them", file=sys.stderr)
+        return EXIT_RPC_ERROR
+    return EXIT_OK
+
+
 async def _demo(client: Client) -> int:
     print(f"connected to {client.url}; sending {len(DEMO)} calls at once")
 
@@ -545,6 +564,9 @@ async def _work(
 ) -> int:
     if args.demo:
         return await _demo(client)
+    if args.list or args.describe:
+        url = None if args.url == _env("RPC_URL", DEFAULT_URL) else args.url
+        return await _discover(client, args.describe, url, args.prog)
     if calls is not None:
         return await _batch(client, calls, args.json, refused)
     if args.stream:
@@ -589,9 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error argparse has already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     args.prog = prog
-    modes = sum((args.demo, args.batch is not None, args.method is not None))
+    modes = sum((args.demo, args.batch is not None, args.method is not None, args.list, args.describe is not None))
     if modes != 1:
-        return _usage(parser, "give a METHOD to call, or --batch FILE, or --demo (one of them)")
+        return _usage(
+            parser, "give a METHOD to call, or --batch FILE, or --demo, --list or --describe METHOD (one of them)"
+        )
     if args.notify and args.method is None:
         return _usage(parser, "--notify needs a METHOD")
     if args.stream and args.subscribe:

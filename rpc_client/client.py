@@ -257,6 +257,11 @@ class Client:
             return unwrap(await self._session.request(method, params, timeout))
         return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
 
+    async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server's OpenRPC document (``rpc.discover``): the methods this caller may call, and its topics."""
+        document: dict[str, Any] = await self.call("rpc.discover", timeout=timeout)
+        return document
+
     async def request(
         self,
         method: str,

@@ -118,6 +118,10 @@ class SyncClient:
             return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
         return unwrap(self._request_now(method, params_from(args, kwargs), timeout))
 
+    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server's OpenRPC document (see :meth:`Client.discover`)."""
+        return self._run(self._client.discover(timeout=timeout))
+
     def request(
         self,
         method: str,

@@ -129,9 +129,7 @@ class WebSocketConnection(asyncio.Protocol):
             # Once open, with no extension and no partial frame left in websockets' buffer,
             # frames are cut here (see _read_frames).
             reader = getattr(self.ws, "reader", None)
-            self._own_frames = (
-                self.ws.state is _OPEN and not self.ws.extensions and getattr(reader, "buffer", b"?") == b""
-            )
+            self._own_frames = self._raw_frames and self.ws.state is _OPEN and getattr(reader, "buffer", b"?") == b""
         self._pump()
 
     def eof_received(self) -> bool | None:
@@ -331,7 +329,8 @@ class WebSocketConnection(asyncio.Protocol):
             self.opened.set_exception(exc)
             self.opened.exception()
             return
-        self._raw_frames = not self.ws.extensions
+        # With websockets' debug logging on (--log-level debug), every frame goes through it, to be logged.
+        self._raw_frames = not self.ws.extensions and not self.ws.debug
         self.opened.set_result(None)
         if self._ping_interval is not None:
             self._ping_timer = self.loop.call_later(self._ping_interval, self._send_ping)

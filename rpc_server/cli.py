@@ -1,6 +1,9 @@
 """The command line: ``python -m rpc_server`` and ``rpc-server``.
 
-Every flag has an environment variable, read when the flag is not given.
+Every flag has an environment variable, read when the flag is not given. The
+flags only fill in the server's configuration (:class:`~.config.Limits` and
+the :class:`~.server.RpcServer` options); each group of flags has its own
+``_add_*`` function and is read back by :func:`limits_from` or :func:`server_from`.
 """
 
 from __future__ import annotations
@@ -12,30 +15,42 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
-from .dispatch import DEFAULT_MAX_BATCH
-from .errors import RpcServerError
+from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
+from .config import Limits
+from .errors import ConfigError, RpcServerError
 from .registry import Registry
-from .server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE_SIZE, RpcServer
-from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER
+from .server import RpcServer, is_loopback
+from .tls import server_context
 from .tools import builtin_tools
 
-__all__ = ["build_parser", "load_tools", "main"]
+__all__ = ["auth_from", "build_parser", "limits_from", "load_tools", "main", "server_from", "ssl_from"]
 
 EPILOG = """\
 examples:
-  python -m rpc_server                         serve the built-in tools on ws://127.0.0.1:8000/ws
-  python -m rpc_server --port 0                pick a free port; the 'listening on' line names it
-  python -m rpc_server --tools myapp.tools:registry
-                                               also serve the tools of a Registry (or a dict of
-                                               functions, e.g. jsonrpcserver.methods:global_methods)
+  %(prog)s                         serve the built-in tools on ws://127.0.0.1:8000/ws
+  %(prog)s --port 0                pick a free port; the 'listening on' line names it
+  %(prog)s --tools myapp.tools     also serve the Registry named 'registry' in myapp/tools.py
+  %(prog)s --tools myapp.tools:api_tools --no-builtins
+  %(prog)s --host 0.0.0.0 --api-key-file keys.txt --certfile cert.pem --keyfile key.pem
 
-When ready it prints one line, 'listening on ws://HOST:PORT/ws'. SIGINT or SIGTERM
-stops it with exit status 0.
+When ready it prints one line, 'listening on ws://HOST:PORT/ws' (wss:// with TLS).
+SIGINT or SIGTERM stops it with exit status 0.
 """
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+_DEFAULTS = Limits()
+
+
+def _prog() -> str:
+    """The name the user typed: ``rpc-server`` for the console script, else ``python -m rpc_server``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m rpc_server" if name in ("", "__main__.py", "-m", "-c") else name
 
 
 def _env(name: str, default: Any) -> Any:
@@ -44,9 +59,6 @@ def _env(name: str, default: Any) -> Any:
 
 def _flag_env(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
 def _env_list(name: str) -> list[str]:
@@ -61,6 +73,55 @@ class _AppendOverEnv(argparse.Action):
         setattr(namespace, self.dest, [*([] if items is self.default else items), values])
 
 
+# argparse names a failing type function in its message ("invalid _port value"),
+# so every check raises ArgumentTypeError with a sentence of its own.
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, not {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {value}")
+    return value
+
+
 def _log_level(text: str) -> str:
     # argparse checks a flag against choices, but not a default from the environment.
     if text.lower() not in LOG_LEVELS:
@@ -68,28 +129,12 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+# -- the flags, by group ------------------------------------------------------------
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {value}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m rpc_server",
-        description="Serve Python functions as JSON-RPC 2.0 methods over WebSocket (endpoints / and /ws).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add = parser.add_argument
+def _add_listening(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("listening")
+    add = group.add_argument
     add(
         "--host", default=_env("RPC_HOST", "127.0.0.1"), help="address to listen on (env RPC_HOST; default %(default)s)"
     )
@@ -100,45 +145,120 @@ def build_parser() -> argparse.ArgumentParser:
         help="port; 0 picks a free one (env RPC_PORT; default %(default)s)",
     )
     add(
+        "--compression",
+        action=argparse.BooleanOptionalAction,
+        default=_flag_env("RPC_COMPRESSION"),
+        help="negotiate permessage-deflate; off by default, it costs about a third of the "
+        "throughput on small messages (env RPC_COMPRESSION=1)",
+    )
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits")
+    add = group.add_argument
+    add(
         "--max-in-flight",
         type=_positive,
-        default=_env("RPC_MAX_IN_FLIGHT", str(DEFAULT_MAX_IN_FLIGHT)),
+        default=_env("RPC_MAX_IN_FLIGHT", str(_DEFAULTS.max_in_flight)),
         help="per connection, messages awaiting async tools before the server stops reading it "
-        "(backpressure; a batch counts as one) (env RPC_MAX_IN_FLIGHT; default %(default)s)",
+        "(backpressure) (env RPC_MAX_IN_FLIGHT; default %(default)s)",
     )
     add(
         "--max-batch",
         type=_positive,
-        default=_env("RPC_MAX_BATCH", str(DEFAULT_MAX_BATCH)),
+        default=_env("RPC_MAX_BATCH", str(_DEFAULTS.max_batch)),
         help="longest batch accepted; longer is one -32600 error (env RPC_MAX_BATCH; default %(default)s)",
     )
     add(
         "--max-message-size",
         type=_positive,
-        default=_env("RPC_MAX_MESSAGE_SIZE", str(DEFAULT_MAX_MESSAGE_SIZE)),
+        metavar="BYTES",
+        default=_env("RPC_MAX_MESSAGE_SIZE", str(_DEFAULTS.max_message_bytes)),
         help="largest incoming message in bytes; larger closes the connection with 1009 "
         "(env RPC_MAX_MESSAGE_SIZE; default %(default)s)",
     )
     add(
         "--max-subscriptions",
         type=_positive,
-        default=_env("RPC_MAX_SUBSCRIPTIONS", str(DEFAULT_MAX_SUBSCRIPTIONS)),
+        default=_env("RPC_MAX_SUBSCRIPTIONS", str(_DEFAULTS.max_subscriptions)),
         help="subscriptions one connection may hold at once; past it rpc.subscribe answers -32001 "
         "(env RPC_MAX_SUBSCRIPTIONS; default %(default)s)",
     )
     add(
         "--subscription-buffer",
         type=_positive,
-        default=_env("RPC_SUBSCRIPTION_BUFFER", str(DEFAULT_SUBSCRIPTION_BUFFER)),
+        metavar="EVENTS",
+        default=_env("RPC_SUBSCRIPTION_BUFFER", str(_DEFAULTS.subscription_buffer)),
         help="events kept per subscription for a slow reader; past it the oldest are dropped and the "
         "next event says how many (env RPC_SUBSCRIPTION_BUFFER; default %(default)s)",
     )
+
+
+def _add_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "security",
+        "Credentials travel as 'Authorization: Bearer CREDENTIAL' or, from browsers, the access_token "
+        "query parameter; API keys and JWTs can be given together, and either admits.",
+    )
+    add = group.add_argument
     add(
-        "--compression",
-        action=argparse.BooleanOptionalAction,
-        default=_flag_env("RPC_COMPRESSION"),
-        help="negotiate permessage-deflate; off by default, it costs about a third of the "
-        "throughput on small messages (env RPC_COMPRESSION=1)",
+        "--api-key-file",
+        metavar="PATH",
+        default=_env("RPC_API_KEY_FILE", None),
+        help="accept the API keys of this file: one a line, 'KEY [PATTERN ...]', the patterns (fnmatch: "
+        "multiply, math_*, topic:clock, *) naming what the key may call, none meaning everything "
+        "(env RPC_API_KEY_FILE)",
+    )
+    add(
+        "--jwt-secret-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_SECRET_FILE", None),
+        help="accept HS256 JWTs signed with the secret of this file (hex, with or without 0x, else raw text; "
+        "at least 32 bytes) (env RPC_JWT_SECRET_FILE)",
+    )
+    add(
+        "--jwt-public-key-file",
+        metavar="PATH",
+        default=_env("RPC_JWT_PUBLIC_KEY_FILE", None),
+        help="accept RS256, ES256 or EdDSA JWTs signed for the PEM public key(s) of this file "
+        "(env RPC_JWT_PUBLIC_KEY_FILE)",
+    )
+    add(
+        "--jwt-audience",
+        default=_env("RPC_JWT_AUDIENCE", None),
+        help="a JWT's aud must name this (env RPC_JWT_AUDIENCE)",
+    )
+    add("--jwt-issuer", default=_env("RPC_JWT_ISSUER", None), help="a JWT's iss must be this (env RPC_JWT_ISSUER)")
+    add(
+        "--jwt-leeway",
+        type=_seconds_or_zero,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_LEEWAY", f"{DEFAULT_LEEWAY_S:g}"),
+        help="clock difference tolerated with the issuer for exp, nbf and iat (env RPC_JWT_LEEWAY; "
+        "default %(default)s)",
+    )
+    add(
+        "--jwt-max-age",
+        type=_seconds,
+        metavar="SECONDS",
+        default=_env("RPC_JWT_MAX_AGE", f"{DEFAULT_MAX_AGE_S:g}"),
+        help="a JWT without exp needs an iat within this many seconds of now (env RPC_JWT_MAX_AGE; "
+        "default %(default)s)",
+    )
+    add(
+        "--certfile",
+        metavar="PATH",
+        default=_env("RPC_CERTFILE", None),
+        help="serve wss:// with this certificate chain (PEM); needs --keyfile unless it holds the key "
+        "(env RPC_CERTFILE)",
+    )
+    add("--keyfile", metavar="PATH", default=_env("RPC_KEYFILE", None), help="its private key (env RPC_KEYFILE)")
+    add(
+        "--client-ca-file",
+        metavar="PATH",
+        default=_env("RPC_CLIENT_CA_FILE", None),
+        help="require client certificates signed by these CAs (mutual TLS; needs --certfile); a "
+        "certificate's subject names its caller (env RPC_CLIENT_CA_FILE)",
     )
     add(
         "--allowed-origin",
@@ -146,17 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
         action=_AppendOverEnv,
         metavar="ORIGIN",
         default=_env_list("RPC_ALLOWED_ORIGIN"),
-        help="accept browsers only from this Origin (e.g. https://app.example); repeatable. Clients that "
-        "send no Origin (scripts, services) are always accepted. Without it any web page the user opens "
-        "may call the tools (env RPC_ALLOWED_ORIGIN, comma-separated)",
+        help="accept browsers only from this Origin (e.g. https://app.example); repeatable; '*' for any. "
+        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect. "
+        "Clients that send no Origin (scripts, services) are not affected "
+        "(env RPC_ALLOWED_ORIGIN, comma-separated)",
     )
+    add(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=_flag_env("RPC_ALLOW_UNAUTHENTICATED"),
+        help="listen on an address other machines can reach with no credential configured "
+        "(env RPC_ALLOW_UNAUTHENTICATED=1)",
+    )
+
+
+def _add_tools(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tools")
+    add = group.add_argument
     add(
         "--tools",
         action=_AppendOverEnv,
         metavar="MODULE[:NAME]",
         default=_env_list("RPC_TOOLS"),
-        help="also serve the tools of a Registry or a dict of functions, imported from MODULE "
-        "(NAME defaults to 'registry'); repeatable (env RPC_TOOLS, comma-separated)",
+        help="also serve the tools of MODULE (imported with the current directory on the import path): "
+        "the Registry named NAME, 'registry' by default, or a dict of functions; a module with "
+        "jsonrpcserver @method functions serves those. Repeatable (env RPC_TOOLS, comma-separated)",
     )
     add(
         "--no-builtins",
@@ -164,53 +298,191 @@ def build_parser() -> argparse.ArgumentParser:
         default=_flag_env("RPC_NO_BUILTINS"),
         help="serve only the tools given with --tools (env RPC_NO_BUILTINS=1)",
     )
-    add(
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging")
+    group.add_argument(
         "--log-level",
         type=_log_level,
         default=_env("RPC_LOG_LEVEL", "info"),
         choices=LOG_LEVELS,
         help="what goes to stderr (env RPC_LOG_LEVEL; default %(default)s)",
     )
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``prog`` is the name shown in usage and errors (how the user ran it)."""
+    parser = argparse.ArgumentParser(
+        prog=prog or _prog(),
+        description="Serve Python functions as JSON-RPC 2.0 methods over WebSocket (endpoints / and /ws).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging):
+        add_group(parser)
     return parser
 
 
-def load_tools(spec: str) -> Registry | dict[str, Callable[..., Any]]:
-    """Import ``module[:name]`` and return the Registry or methods dict it names.
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The :class:`Limits` the flags ask for."""
+    return Limits(
+        max_in_flight=args.max_in_flight,
+        max_batch=args.max_batch,
+        max_message_bytes=args.max_message_size,
+        max_subscriptions=args.max_subscriptions,
+        subscription_buffer=args.subscription_buffer,
+    )
+
+
+def auth_from(args: argparse.Namespace) -> Auth | None:
+    """The credentials the flags name, read from their files; None when none is.
 
     Raises:
-        RpcServerError: the module or the name cannot be found, or is of another kind.
+        ConfigError: a file cannot be read or holds no valid credential.
     """
-    module_name, _, attr = spec.partition(":")
+    if args.api_key_file is None and args.jwt_secret_file is None and args.jwt_public_key_file is None:
+        if args.jwt_audience is not None or args.jwt_issuer is not None:
+            raise ConfigError("--jwt-audience and --jwt-issuer need --jwt-secret-file or --jwt-public-key-file")
+        return None
+    return Auth.from_files(
+        api_key_file=args.api_key_file,
+        jwt_secret_file=args.jwt_secret_file,
+        jwt_public_key_file=args.jwt_public_key_file,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
+        jwt_leeway_s=args.jwt_leeway,
+        jwt_max_age_s=args.jwt_max_age,
+    )
+
+
+def ssl_from(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context of --certfile, --keyfile and --client-ca-file; None without --certfile.
+
+    Raises:
+        ConfigError: --keyfile or --client-ca-file without --certfile, or files that cannot be loaded.
+    """
+    if args.certfile is None:
+        if args.keyfile is not None or args.client_ca_file is not None:
+            raise ConfigError("--keyfile and --client-ca-file need --certfile")
+        return None
+    return server_context(args.certfile, args.keyfile, client_ca_file=args.client_ca_file)
+
+
+def server_from(args: argparse.Namespace, registry: Registry) -> RpcServer:
+    """The server the flags describe, not yet started.
+
+    Raises:
+        ConfigError: the security flags do not hold together, or refuse the address (see :func:`auth_from`).
+    """
+    auth = auth_from(args)
+    context = ssl_from(args)
+    if auth is None and args.client_ca_file is None and not args.allow_unauthenticated and not is_loopback(args.host):
+        raise ConfigError(
+            f"refusing to listen on {args.host or 'every address'} with no credential, where anyone who can "
+            "reach it could call every tool: give --api-key-file, --jwt-secret-file, --jwt-public-key-file "
+            "or --client-ca-file, or --allow-unauthenticated to serve anyway"
+        )
+    return RpcServer(
+        registry,
+        host=args.host,
+        port=args.port,
+        limits=limits_from(args),
+        compression=args.compression,
+        origins=args.origins or None,
+        auth=auth,
+        ssl=context,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
+
+
+# -- --tools ---------------------------------------------------------------------------
+
+Tools = Registry | dict[str, Callable[..., Any]]
+
+
+def _import(spec: str, module_name: str) -> ModuleType:
+    # As `python -m` does, and uvicorn's --app-dir: the current directory is on the
+    # import path, so `rpc-server --tools myapp.tools` finds ./myapp/tools.py too.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as exc:
         raise RpcServerError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
-    tools = getattr(module, attr or "registry", None)
-    if not isinstance(tools, (Registry, dict)):
-        raise RpcServerError(
-            f"--tools {spec}: expected a Registry or a dict of functions, found {type(tools).__name__}"
-        )
-    return tools
 
 
-async def _serve(args: argparse.Namespace, registry: Registry) -> None:
+def _checked_tools(spec: str, tools: Any, what: str) -> Tools:
+    if isinstance(tools, Registry):
+        return tools
+    if isinstance(tools, dict):
+        not_callable = [name for name, fn in tools.items() if not callable(fn)]
+        if not_callable:
+            raise RpcServerError(f"--tools {spec}: {what} maps {not_callable[0]!r} to something that is not callable")
+        return tools
+    raise RpcServerError(
+        f"--tools {spec}: {what} is {type(tools).__name__}; expected a Registry or a dict of functions"
+    )
+
+
+def _jsonrpcserver_methods(module: ModuleType) -> dict[str, Callable[..., Any]]:
+    """The jsonrpcserver ``@method`` functions that ``module`` defined (they live in its global registry)."""
+    from jsonrpcserver.methods import global_methods
+
+    return {name: fn for name, fn in global_methods.items() if getattr(fn, "__module__", None) == module.__name__}
+
+
+def load_tools(spec: str) -> Tools:
+    """Import ``MODULE[:NAME]`` and return the tools it names.
+
+    Without NAME: the module's ``registry``, else its only :class:`Registry`,
+    else the jsonrpcserver ``@method`` functions it defines.
+
+    Raises:
+        RpcServerError: the module cannot be imported, or holds no tools; the
+            message says what to write.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise RpcServerError(f"--tools {spec}: name a module, as in --tools myapp.tools or myapp.tools:registry")
+    module = _import(spec, module_name)
+    if attr:
+        if not hasattr(module, attr):
+            raise RpcServerError(f"--tools {spec}: module {module_name!r} has no attribute {attr!r}")
+        tools = _checked_tools(spec, getattr(module, attr), f"{module_name}.{attr}")
+        if not tools:
+            hint = (
+                " (nothing has registered a jsonrpcserver @method yet: name the module that defines them instead, "
+                "as in --tools myapp.methods)"
+                if module_name.startswith("jsonrpcserver")
+                else ""
+            )
+            raise RpcServerError(f"--tools {spec}: {module_name}.{attr} holds no tools{hint}")
+        return tools
+    if isinstance(getattr(module, "registry", None), (Registry, dict)):
+        return _checked_tools(spec, module.registry, f"{module_name}.registry")
+    registries = [value for value in vars(module).values() if isinstance(value, Registry)]
+    if len(registries) == 1:
+        return registries[0]
+    methods = _jsonrpcserver_methods(module)
+    if methods:
+        return methods
+    found = f"{len(registries)} Registry objects" if registries else "no Registry"
+    raise RpcServerError(
+        f"--tools {spec}: module {module_name!r} has {found} and no jsonrpcserver @method functions; "
+        f"name the one to serve (--tools {module_name}:NAME), or define `registry = Registry()` "
+        "there and add tools with @registry.tool"
+    )
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+async def _serve(server: RpcServer) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = RpcServer(
-        registry,
-        host=args.host,
-        port=args.port,
-        max_in_flight=args.max_in_flight,
-        max_batch=args.max_batch,
-        max_message_size=args.max_message_size,
-        compression=args.compression,
-        max_subscriptions=args.max_subscriptions,
-        subscription_buffer=args.subscription_buffer,
-        # Clients that send no Origin (anything but a browser) stay welcome.
-        origins=[*args.origins, None] if args.origins else None,
-    )
     async with server:
         # Everything loaded so far (tools, schemas, libraries) lives as long as the
         # process: moved out of the collector's sight, full collections no longer
@@ -221,10 +493,13 @@ async def _serve(args: argparse.Namespace, registry: Registry) -> None:
         logging.getLogger("rpc_server").info("stopping")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has already printed
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "debug":
         # websockets logs every connection opened and closed at INFO: noise at this rate.
@@ -233,14 +508,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry = Registry() if args.no_builtins else builtin_tools()
         for spec in args.tools:
             registry.include(load_tools(spec))
-    except RpcServerError as exc:
-        print(f"rpc-server: {exc}", file=sys.stderr)
+        if not registry:
+            raise RpcServerError("no tools to serve: --no-builtins needs --tools")
+        server = server_from(args, registry)
+    except (RpcServerError, ValueError) as exc:
+        if not isinstance(exc, ConfigError):  # a setting that cannot work is no usage error: one line says it
+            parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-    if not registry:
-        parser.error("no tools to serve: --no-builtins needs --tools")
     try:
-        asyncio.run(_serve(args, registry))
+        asyncio.run(_serve(server))
     except OSError as exc:
-        print(f"rpc-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,9 @@
 
 The first five are the JSON-RPC 2.0 specification's own (section 5.1).
 -32800 is LSP's RequestCancelled, for a call cancelled by ``rpc.cancel``;
--32001 is ours, in the range the specification leaves to implementations.
+-32001 and -32004 are ours, in the range the specification leaves to
+implementations (-32004 as in the security issue's table: a caller calling a
+tool its credential does not grant).
 The application codes belong to the built-in tools; they sit outside the
 range -32768..-32000 that the specification reserves.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "DIVISION_BY_ZERO",
+    "FORBIDDEN",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
@@ -30,6 +33,7 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 REQUEST_CANCELLED = -32800
 TOO_MANY_SUBSCRIPTIONS = -32001
+FORBIDDEN = -32004
 
 DIVISION_BY_ZERO = 1001
 RESULT_TOO_LARGE = 1002
@@ -43,6 +47,7 @@ MESSAGES: dict[int, str] = {
     INTERNAL_ERROR: "Internal error",
     REQUEST_CANCELLED: "Request cancelled",
     TOO_MANY_SUBSCRIPTIONS: "Too many subscriptions",
+    FORBIDDEN: "Forbidden",
     DIVISION_BY_ZERO: "Division by zero",
     RESULT_TOO_LARGE: "Result too large",
     NOT_FINITE: "Result is not a finite real number",

@@ -22,6 +22,10 @@ What it adds over the plain loop:
 - on close, the calls still running are cancelled and the session's
   subscriptions end;
 - keepalive pings, and time limits on the opening and closing handshakes;
+- a connection lives no longer than its caller's credential: at the
+  admission's ``expires_at`` nothing more is run and its subscriptions end;
+  once the calls running have answered (or ``EXPIRY_GRACE_S`` later) it is
+  closed with 1008 "token expired";
 - frames that came behind a refused handshake, or after the connection was
   failed (invalid UTF-8, a keepalive timeout), are not run. Frames that came
   before a peer's close are: a notification sent just before closing must
@@ -34,28 +38,63 @@ import asyncio
 import collections
 import logging
 import os
-from collections.abc import Awaitable
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias
 
 import orjson
-from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from . import codes, protocol
-from .session import Session
+from .config import Limits
+from .handshake import Admission, endpoint_of
+from .session import Session, TopicDirectory
 
-if TYPE_CHECKING:
-    from .server import RpcServer
-
-__all__ = ["BINARY_FRAME_REPLY", "PATHS", "Connection"]
+__all__ = ["BINARY_FRAME_REPLY", "Connection", "Handler", "Host"]
 
 logger = logging.getLogger("rpc_server")
 
-PATHS = ("/", "/ws")
+# Answers one message of a connection: the dispatcher's contract (bytes to send,
+# None, or an awaitable of either), whatever protocol the connection speaks.
+Handler: TypeAlias = Callable[[str, Session], Any]
+
+
+class Host(Protocol):
+    """What a connection needs from the server that accepted it; the server passes itself."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def topics(self) -> TopicDirectory: ...
+
+    @property
+    def closing(self) -> bool:
+        """The server is closing: a socket accepted now is closed at once."""
+        ...
+
+    def websocket(self) -> ServerProtocol:
+        """A new Sans-I/O protocol for one connection, with the server's options (size, origins, extensions)."""
+        ...
+
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        """The handshake's decision: a response that ends the exchange, or the admission, which holds
+        what the transport knows of the caller (see :mod:`.handshake`)."""
+        ...
+
+    def handler(self, subprotocol: str | None) -> Handler:
+        """What answers the messages of a connection that negotiated ``subprotocol`` (None: plain JSON-RPC)."""
+        ...
+
+    def opened(self, connection: Connection) -> None:
+        """A socket was accepted."""
+
+    def closed(self, connection: Connection) -> None:
+        """A connection has closed and cleaned up after itself."""
+
 
 # A binary frame is refused as an Invalid Request, and the connection stays
 # open, since the peer may well send text next.
@@ -70,6 +109,9 @@ INTERNAL_ERROR_REPLY = protocol.encode(protocol.error(codes.INTERNAL_ERROR))
 # queue is 16 messages.
 BACKLOG_HIGH = 16
 BACKLOG_LOW = 4
+
+# Once a credential has expired, the calls running get this long to answer before the close.
+EXPIRY_GRACE_S = 5.0
 
 # Module globals for the per-frame tests: an Enum member looked up on its class costs 0.2 µs.
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
@@ -91,20 +133,17 @@ def _is_cancel(data: Any) -> bool:
 class Connection(asyncio.Protocol):
     """The life of one client connection; created by the server for each accepted socket."""
 
-    def __init__(self, server: RpcServer) -> None:
-        self.server = server
-        self.ws = ServerProtocol(
-            origins=server.origins,  # type: ignore[arg-type]
-            max_size=server.max_message_size,
-            extensions=enable_server_permessage_deflate(None) if server.compression else None,
-        )
-        self.dispatch = server.dispatcher.dispatch
-        self.limit = server.max_in_flight
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        limits = self.limits = host.limits
+        self.ws = host.websocket()
+        self.dispatch: Handler = host.handler(None)
+        self.limit = limits.max_in_flight
         self.session = Session(
             self._push,
-            topics=server.topics,
-            max_subscriptions=server.max_subscriptions,
-            subscription_buffer=server.subscription_buffer,
+            topics=host.topics,
+            max_subscriptions=limits.max_subscriptions,
+            subscription_buffer=limits.subscription_buffer,
         )
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -122,6 +161,8 @@ class Connection(asyncio.Protocol):
         self.open_timer: asyncio.TimerHandle | None = None
         self.ping_timer: asyncio.TimerHandle | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.expired = False
         self.ping: bytes | None = None
         self.cleanup: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None] = self.loop.create_future()
@@ -131,11 +172,11 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server.connections.add(self)
-        if self.server.closing:  # accepted in the instant the server was closed
+        self.host.opened(self)
+        if self.host.closing:  # accepted in the instant the server was closed
             transport.close()
             return
-        self.open_timer = self.loop.call_later(self.server.open_timeout, self._abort)
+        self.open_timer = self.loop.call_later(self.limits.open_timeout_s, self._abort)
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -171,7 +212,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.ws.receive_eof()  # idempotent; makes the protocol state CLOSED
-        for timer in (self.open_timer, self.ping_timer, self.close_timer):
+        for timer in (self.open_timer, self.ping_timer, self.close_timer, self.expiry_timer):
             if timer is not None:
                 timer.cancel()
         self.backlog.clear()
@@ -196,14 +237,32 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        if request.path.partition("?")[0] in PATHS:
-            response = self.ws.accept(request)  # checks the handshake, and Origin if asked to
-        else:
-            response = self.ws.reject(HTTPStatus.NOT_FOUND, "Not Found: the WebSocket endpoints are / and /ws\n")
+        decision = self.host.admit(request, self._caller())
+        if isinstance(decision, Response):  # plain HTTP, or a refusal: the exchange ends here
+            self.ws.send_response(decision)
+            return
+        response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol
         self.ws.send_response(response)
         if self.ws.state is _OPEN:
             self.accepted = True
+            self.session.identity = decision.identity
+            self.session.allowed = decision.allowed
+            self.session.endpoint = endpoint_of(request)
+            if decision.expires_at is not None:
+                delay = max(0.0, decision.expires_at - time.time())
+                self.expiry_timer = self.loop.call_later(delay, self._expire)
+            if self.ws.subprotocol is not None:
+                self.dispatch = self.host.handler(self.ws.subprotocol)
             self._schedule_ping()
+
+    def _caller(self) -> Admission:
+        """What the transport knows of the caller, for the gates: its address, and its TLS certificate."""
+        assert self.transport is not None
+        address = self.transport.get_extra_info("peername")
+        peer = None
+        if isinstance(address, tuple) and len(address) >= 2:
+            peer = f"[{address[0]}]:{address[1]}" if ":" in str(address[0]) else f"{address[0]}:{address[1]}"
+        return Admission(peer=peer, certificate=self.transport.get_extra_info("peercert"))
 
     def _process_backlog(self) -> None:
         backlog = self.backlog
@@ -269,6 +328,8 @@ class Connection(asyncio.Protocol):
         self.running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("a call failed outside its tool", exc_info=task.exception())
+        if self.expired and not self.running:
+            self._close_expired()
         if self.backlog and not self.lost:
             self._process_backlog()
             self._flush()
@@ -333,12 +394,12 @@ class Connection(asyncio.Protocol):
         if self.close_timer is None and self.ws.close_expected():
             # The peer now has close_timeout to end its side before we cut it; set once,
             # so that a peer that keeps pinging cannot put it off.
-            self.close_timer = self.loop.call_later(self.server.close_timeout, self._abort)
+            self.close_timer = self.loop.call_later(self.limits.close_timeout_s, self._abort)
 
     # -- keepalive and closing -------------------------------------------------
 
     def _schedule_ping(self) -> None:
-        self.ping_timer = self.loop.call_later(self.server.ping_interval, self._send_ping)
+        self.ping_timer = self.loop.call_later(self.limits.ping_interval_s, self._send_ping)
 
     def _send_ping(self) -> None:
         if self.ws.state is not _OPEN:
@@ -346,7 +407,7 @@ class Connection(asyncio.Protocol):
         self.ping = os.urandom(4)
         self.ws.send_ping(self.ping)
         self._flush()
-        self.ping_timer = self.loop.call_later(self.server.ping_timeout, self._ping_timed_out)
+        self.ping_timer = self.loop.call_later(self.limits.ping_timeout_s, self._ping_timed_out)
 
     def _pong(self, data: Any) -> None:
         if self.ping is not None and data == self.ping:
@@ -357,11 +418,30 @@ class Connection(asyncio.Protocol):
                 self._schedule_ping()
 
     def _ping_timed_out(self) -> None:
-        logger.info("closing a connection that answered no ping for %s s", self.server.ping_timeout)
+        logger.info("closing a connection that answered no ping for %s s", self.limits.ping_timeout_s)
         self.ws.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self.accepted = False
         self._flush()
         self._abort()
+
+    def _expire(self) -> None:
+        """The caller's credential has expired: run nothing more; close once the calls running have answered."""
+        self.expiry_timer = None
+        if self.ws.state is not _OPEN:
+            return
+        logger.info("closing the connection of %s: its token expired", self.session.identity)
+        self.expired = True
+        self.accepted = False  # what arrives from now on is not run
+        self.backlog.clear()
+        for subscription in list(self.session.subscriptions.values()):
+            subscription.cancel()  # no event goes out past the token's end; the calls running may answer
+        if self.running:
+            self.expiry_timer = self.loop.call_later(EXPIRY_GRACE_S, self._close_expired)
+        else:
+            self._close_expired()
+
+    def _close_expired(self) -> None:
+        self.close(CloseCode.POLICY_VIOLATION, "token expired")
 
     def _abort(self) -> None:
         if self.transport is not None and not self.lost:
@@ -385,6 +465,6 @@ class Connection(asyncio.Protocol):
                 await asyncio.gather(*self.running, return_exceptions=True)
             await self.session.close()
         finally:
-            self.server.connections.discard(self)
+            self.host.closed(self)
             if not self.closed.done():
                 self.closed.set_result(None)

@@ -30,17 +30,19 @@ import orjson
 from jsonrpcserver.exceptions import JsonRpcError
 from oslash.either import Left, Right  # type: ignore[import-untyped]
 
-from . import codes, protocol
+from . import codes, openrpc, protocol
+from .config import Limits
+from .context import Context
 from .errors import NODATA
 from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
-from .session import Context, Session
+from .session import Session
 
 __all__ = ["DEFAULT_MAX_BATCH", "Dispatcher", "Reply"]
 
 logger = logging.getLogger("rpc_server")
 
-DEFAULT_MAX_BATCH = 1000
+DEFAULT_MAX_BATCH = Limits().max_batch
 
 # What dispatch() gives back: bytes to send, None for silence, or an awaitable of either.
 Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
@@ -114,7 +116,7 @@ class Dispatcher:
         self.registry = registry
         self.max_batch = max_batch
         self._get = registry.lookup
-        self._protocol = protocol_methods()
+        self._protocol = protocol_methods(self.describe)
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
         self._detached = Session()
 
@@ -148,6 +150,23 @@ class Dispatcher:
             return self._batch(obj, session)
         return protocol.encode(protocol.error(codes.INVALID_REQUEST, _request_error(obj)))
 
+    def describe(self, session: Session | None = None, *, url: str | None = None) -> dict[str, Any]:
+        """The OpenRPC document of what ``session``'s caller may call (``rpc.discover``'s answer).
+
+        Args:
+            session: whose permissions, topics and endpoint it describes; all
+                the tools and no topics when not given.
+            url: the endpoint, for ``servers``; the session's when not given.
+        """
+        session = session if session is not None else self._detached
+        return openrpc.document(
+            self.registry,
+            protocol=self._protocol.values(),
+            topics=session.topics,
+            url=url if url is not None else session.endpoint,
+            may_call=session.permits,
+        )
+
     async def dispatch_async(self, message: str | bytes, session: Session | None = None) -> bytes | None:
         """:meth:`dispatch`, awaited to the end: for tests and in-memory use."""
         reply = self.dispatch(message, session)
@@ -172,9 +191,11 @@ class Dispatcher:
         method = obj["method"]
         tool = self._get(method)
         if tool is None:
-            tool = self._find(method)
-        if tool is None:
-            return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
+            tool = self._find(method)  # the rpc.* methods, which check what they touch themselves
+            if tool is None:
+                return None if id is _NOID else protocol.error(codes.METHOD_NOT_FOUND, method, id)
+        elif session.allowed is not None and not session.allowed(method):
+            return None if id is _NOID else protocol.error(codes.FORBIDDEN, f"not allowed to call {method!r}", id)
         params = obj.get("params", _EMPTY)
         try:
             accepts = tool.accepts

@@ -5,7 +5,10 @@
     RpcServerError
      ├── ToolError            raised by a tool: answered as a JSON-RPC error
      │    └── InvalidParamsError   the params do not fit the tool (-32602)
-     └── ToolDefinitionError  a tool or its schema cannot be registered
+     ├── ToolDefinitionError  a tool or its schema cannot be registered
+     └── ConfigError          the server cannot start as configured (a key file that cannot
+                              be read, a malformed origin, a public address with no credential);
+                              also a ValueError
 
 ``ToolError`` is also a :class:`jsonrpcserver.exceptions.JsonRpcError`, so code
 written for jsonrpcserver that catches or raises that class works unchanged.
@@ -20,7 +23,7 @@ from jsonrpcserver.sentinels import NODATA
 
 from . import codes
 
-__all__ = ["NODATA", "InvalidParamsError", "RpcServerError", "ToolDefinitionError", "ToolError"]
+__all__ = ["NODATA", "ConfigError", "InvalidParamsError", "RpcServerError", "ToolDefinitionError", "ToolError"]
 
 
 class RpcServerError(Exception):
@@ -56,3 +59,7 @@ class InvalidParamsError(ToolError):
 
 class ToolDefinitionError(RpcServerError):
     """A tool cannot be registered: a clash of names, or a schema that does not compile."""
+
+
+class ConfigError(RpcServerError, ValueError):
+    """The server cannot start as configured; the message says what to change."""

@@ -16,16 +16,16 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 import fastjsonschema
 
+from .context import Context
 from .errors import InvalidParamsError, ToolDefinitionError
-from .session import Context
 
-__all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load"]
+__all__ = ["DRAFT", "Validator", "compile_params", "from_signature", "load", "return_schema"]
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
@@ -58,11 +58,16 @@ _BOUNDS = {
     "exclusiveMaximum": "less than",
 }
 _NAME = re.compile(r"^params(?:\[(\d+)\]|\.([^.\[]+))?(.*)$")
+# A docstring's list of parameters: Google style ("Args:" then "name (type): text")
+# or Sphinx style (":param name: text").
+_ARGS_HEADING = re.compile(r"^\s*(?:Args|Arguments|Parameters|Params):\s*$")
+_ARG_LINE = re.compile(r"^(\s*)\*{0,2}(\w+)(?:\s*\([^)]*\))?\s*:\s*(.*)$")
+_SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 
 
 def load(name: str) -> dict[str, Any]:
-    """Read ``schemas/<name>`` from the installed package data."""
-    return json.loads(resources.files("schemas").joinpath(name).read_text("utf-8"))
+    """Read ``schemas/<name>`` from the installed package data (``rpc_server.schemas``)."""
+    return json.loads(resources.files("rpc_server.schemas").joinpath(name).read_text("utf-8"))
 
 
 def _type_schema(tp: Any) -> dict[str, Any]:
@@ -153,6 +158,8 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
     """
     hints = _hints(fn)
     context = context_parameter(fn)
+    doc = description if description is not None else inspect.getdoc(fn)
+    described = _param_descriptions(inspect.getdoc(fn) or "") | _annotated_descriptions(fn)
     items: list[dict[str, Any]] = []
     min_items = 0
     extra_items: Any = False
@@ -164,7 +171,11 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
         if p.name == context:
             continue
         schema = _type_schema(hints.get(p.name, p.annotation))
+        if p.name in described:
+            schema["description"] = described[p.name]
         required_here = p.default is inspect.Parameter.empty
+        if not required_here:
+            schema.update(_default(p.default))
         if p.kind is p.VAR_POSITIONAL:
             extra_items = {"title": p.name, **schema}
         elif p.kind is p.VAR_KEYWORD:
@@ -198,10 +209,86 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
         "then": by_position,
         "else": by_name,
     }
-    doc = description if description is not None else inspect.getdoc(fn)
     if doc:
         schema["description"] = doc
     return schema
+
+
+def _default(value: Any) -> dict[str, Any]:
+    """``{"default": value}`` as JSON has it, or nothing when JSON cannot say it (an object, NaN)."""
+    try:
+        return {"default": json.loads(json.dumps(value, allow_nan=False))}
+    except (TypeError, ValueError, RecursionError):
+        return {}
+
+
+def _param_descriptions(doc: str) -> dict[str, str]:
+    """Each parameter's text from a docstring's ``Args:`` section or its ``:param x:`` lines.
+
+    It may hold names that are not parameters (a ``Returns:`` line after
+    ``:param`` lines); only the parameters' names are looked up.
+    """
+    found: dict[str, str] = {}
+    indent: int | None = None  # of the entries of the Args section we are in, if any
+    last: str | None = None
+    for line in doc.splitlines():
+        sphinx = _SPHINX_PARAM.match(line)
+        if sphinx:
+            last, indent = sphinx[1], len(line) - len(line.lstrip())
+            found[last] = sphinx[2].strip()
+            continue
+        if _ARGS_HEADING.match(line):
+            indent, last = -1, None
+            continue
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        entry = _ARG_LINE.match(line) if indent is not None else None
+        if entry and (indent == -1 or depth == indent):
+            indent, last = depth, entry[2]
+            found[last] = entry[3].strip()
+        elif last is not None and indent is not None and depth > indent:
+            found[last] = f"{found[last]} {line.strip()}".strip()  # a continuation line
+        else:
+            indent = last = None  # the section is over
+    return {name: text for name, text in found.items() if text}
+
+
+def _annotated_descriptions(fn: Callable[..., Any]) -> dict[str, str]:
+    """Descriptions given in ``Annotated[type, "text"]`` hints, or by a ``Field(description=...)``-like object."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    if not (inspect.isroutine(target) or inspect.isclass(target)):
+        target = type(target).__call__
+    try:
+        hints = typing.get_type_hints(target, include_extras=True)
+    except Exception:
+        return {}  # _hints, which the schema needs, says why
+    found: dict[str, str] = {}
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is typing.Annotated:
+            for extra in hint.__metadata__:
+                text = extra if isinstance(extra, str) else getattr(extra, "description", None)
+                if isinstance(text, str) and text:
+                    found[name] = text
+    return found
+
+
+_ASYNC_ITERATORS = (AsyncIterator, AsyncGenerator, AsyncIterable)
+
+
+def return_schema(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """The JSON Schema of what ``fn`` returns, from its return annotation; None when unknown.
+
+    For an async generator, the schema of each part it yields.
+    """
+    try:
+        hint = _hints(fn).get("return", inspect.Parameter.empty)
+    except ToolDefinitionError:
+        return None
+    if inspect.isasyncgenfunction(fn) and typing.get_origin(hint) in _ASYNC_ITERATORS:
+        hint = typing.get_args(hint)[0] if typing.get_args(hint) else Any
+    schema = _type_schema(hint)
+    return schema or None
 
 
 def _positional_names(schema: dict[str, Any]) -> list[str]:

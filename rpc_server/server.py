@@ -9,21 +9,55 @@ own, so a slow call never holds up the calls behind it (see
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import ipaddress
+import ssl as _ssl
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .connection import BINARY_FRAME_REPLY, PATHS, Connection
-from .dispatch import DEFAULT_MAX_BATCH, Dispatcher
+from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from . import discovery
+from .auth import Auth, redacting_logger
+from .config import Limits
+from .connection import BINARY_FRAME_REPLY, Connection, Handler
+from .dispatch import Dispatcher
+from .errors import ConfigError
+from .handshake import PATHS, Admission, Handshake
+from .origins import OriginPolicy
 from .registry import Registry
-from .session import DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_BUFFER
+from .tls import certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 
-__all__ = ["BINARY_FRAME_REPLY", "DEFAULT_MAX_IN_FLIGHT", "DEFAULT_MAX_MESSAGE_SIZE", "PATHS", "RpcServer"]
+__all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
 
-DEFAULT_MAX_IN_FLIGHT = 128
-DEFAULT_MAX_MESSAGE_SIZE = 2**20
+_WEBSOCKETS_LOGGER = redacting_logger()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host``: ``localhost`` or a loopback address (not ``0.0.0.0``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name may resolve to any address
+
+
+def _select_subprotocol(ws: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Ours that the client offers, first in our order; else none: the client speaks plain JSON-RPC.
+
+    websockets' default refuses (400) a client that offers none of the server's
+    subprotocols, which would shut out every plain client once one is served.
+    """
+    for name in ws.available_subprotocols or ():
+        if name in offered:
+            return name
+    return None
 
 
 class RpcServer:
@@ -36,25 +70,36 @@ class RpcServer:
         registry: the tools to serve; the built-in tools when not given.
         host: the address to listen on.
         port: the port; 0 picks a free one.
-        max_in_flight: per connection, the messages awaiting async tools
-            before the server stops reading from it (a batch counts as one).
-        max_batch: the longest batch accepted.
-        max_message_size: the largest incoming message, in bytes; a larger one
-            closes the connection with code 1009, as WebSocket prescribes.
+        limits: what each connection and the server may use (:class:`~.config.Limits`).
         compression: negotiate permessage-deflate. Off by default: it cost
             27-37% of throughput on small messages here.
         topics: what clients can subscribe to; the built-in ``clock`` when not given.
-        max_subscriptions: subscriptions one connection may hold at once.
-        subscription_buffer: events kept per subscription for a slow reader;
-            past it the oldest are dropped (see :mod:`.topics`).
-        ping_interval: seconds between keepalive pings; a peer that has not
-            answered one within ``ping_timeout`` seconds is cut off.
-        open_timeout: seconds a client has to complete the opening handshake.
-        close_timeout: seconds a peer has to complete the closing handshake.
-        origins: the ``Origin`` headers accepted (``None`` in the list for
-            clients that send none, as non-browser clients do); any when not
-            given. Set it when browsers may reach the server: otherwise any web
-            page the user opens can call its tools.
+        origins: the web pages (``Origin`` headers) that may connect: ``["*"]``
+            for any; when not given, only this server's own pages and local
+            ones (``localhost``, ``127.0.0.1``, ``[::1]``, any port). Clients
+            that send no ``Origin`` (not browsers) are always accepted. See
+            :mod:`.origins`.
+        auth: the credentials a caller must present (:class:`~.auth.Auth`):
+            API keys and/or JWTs. None: no credential is asked for.
+        ssl: serve ``wss://`` with this context (:func:`~.tls.server_context`);
+            one that requires client certificates makes them a credential.
+        allow_unauthenticated: listen on an address other machines can reach
+            with no credential at all. Without it, that is refused.
+
+    Raises:
+        ConfigError: a malformed origin, or a reachable address with no credential.
+
+    Attributes:
+        handshake: what decides each opening request (:mod:`.handshake`): add
+            HTTP routes to ``handshake.routes`` and gates to ``handshake.gates``
+            before the server starts.
+        subprotocols: handlers for WebSocket subprotocols a client may ask for,
+            by name: each is called once per connection that negotiated it and
+            returns what answers that connection's messages. A client that
+            offers none of them speaks plain JSON-RPC.
+
+    Out of the box (:mod:`.discovery`): ``GET /openrpc.json``, the playground
+    page at ``GET /`` and ``/playground``, and MCP for the subprotocol ``mcp``.
     """
 
     def __init__(
@@ -63,45 +108,82 @@ class RpcServer:
         *,
         host: str = "127.0.0.1",
         port: int = 8000,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        max_batch: int = DEFAULT_MAX_BATCH,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        limits: Limits | None = None,
         compression: bool = False,
         topics: Topics | None = None,
-        max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
-        subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
-        ping_interval: float = 20.0,
-        ping_timeout: float = 20.0,
-        open_timeout: float = 10.0,
-        close_timeout: float = 10.0,
         origins: Sequence[str | None] | None = None,
+        auth: Auth | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        allow_unauthenticated: bool = False,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        self.dispatcher = Dispatcher(registry if registry is not None else builtin_tools(), max_batch=max_batch)
+        if auth is None and not requires_client_certificates(ssl) and not allow_unauthenticated:
+            if not is_loopback(host):
+                raise ConfigError(
+                    f"refusing to listen on {host or 'every address'} with no credential: anyone who can reach "
+                    "it could call every tool. Pass auth= (or ssl= requiring client certificates), or "
+                    "allow_unauthenticated=True to serve anyway"
+                )
+        self.limits = limits if limits is not None else Limits()
+        self.registry = registry if registry is not None else builtin_tools()
+        self.dispatcher = Dispatcher(self.registry, max_batch=self.limits.max_batch)
         self.host = host
-        self.max_in_flight = max_in_flight
-        self.max_message_size = max_message_size
         self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
-        self.max_subscriptions = max_subscriptions
-        self.subscription_buffer = subscription_buffer
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
         self.origins = origins
+        self.auth = auth
+        self.ssl = ssl
+        self.origin_policy = OriginPolicy(origins, host=host)
+        # The cheap refusal first: a foreign web page is turned away before any credential is checked.
+        self.handshake = Handshake(gates=[self.origin_policy.gate])
+        if ssl is not None:
+            self.handshake.gates.append(certificate_gate)
+        if auth is not None:
+            self.handshake.gates.append(auth.gate)
+        self.subprotocols: dict[str, Callable[[], Handler]] = {}
+        discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
         self._port = port
         self._server: asyncio.Server | None = None
+
+    # -- what each connection asks of its server (connection.Host) ------------
+
+    def websocket(self) -> ServerProtocol:
+        return ServerProtocol(
+            # No origins: the origin policy is a gate of the handshake.
+            subprotocols=list(self.subprotocols) or None,  # type: ignore[arg-type]
+            select_subprotocol=_select_subprotocol,
+            max_size=self.limits.max_message_bytes,
+            extensions=enable_server_permessage_deflate(None) if self.compression else None,
+            logger=_WEBSOCKETS_LOGGER,
+        )
+
+    def admit(self, request: Request, admission: Admission) -> Response | Admission:
+        return self.handshake.decide(request, admission)
+
+    def handler(self, subprotocol: str | None) -> Handler:
+        if subprotocol is None:
+            return self.dispatcher.dispatch
+        return self.subprotocols[subprotocol]()
+
+    def opened(self, connection: Connection) -> None:
+        self.connections.add(connection)
+
+    def closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), self.host, self._port)
+        self._server = await loop.create_server(
+            lambda: Connection(self),
+            self.host,
+            self._port,
+            ssl=self.ssl,
+            ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
+        )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -113,9 +195,9 @@ class RpcServer:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``ws://HOST:PORT/ws``, with the port actually bound."""
+        """The endpoint, ``ws://HOST:PORT/ws`` (``wss://`` with TLS), with the port actually bound."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/ws"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}/ws"
 
     def close(self) -> None:
         """Stop accepting, and close every connection (code 1001, going away)."""

@@ -25,19 +25,49 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import protocol
+from .config import Limits
 
-if TYPE_CHECKING:
-    from .topics import Subscription, Topics
-
-__all__ = ["DEFAULT_MAX_SUBSCRIPTIONS", "DEFAULT_SUBSCRIPTION_BUFFER", "Context", "Send", "Session"]
+__all__ = [
+    "DEFAULT_MAX_SUBSCRIPTIONS",
+    "DEFAULT_SUBSCRIPTION_BUFFER",
+    "TOPIC_PREFIX",
+    "Held",
+    "Send",
+    "Session",
+    "TopicDirectory",
+]
 
 Send = Callable[[bytes], Awaitable[None]]
 
-DEFAULT_MAX_SUBSCRIPTIONS = 32
-DEFAULT_SUBSCRIPTION_BUFFER = 100
+# A topic as the caller's permissions name it: subscribing to "clock" needs "topic:clock".
+TOPIC_PREFIX = "topic:"
+
+
+class Held(Protocol):
+    """A subscription as its session holds it (made by :mod:`.topics`)."""
+
+    id: str
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Stop it at once; returns its tasks, to await if wanted."""
+        ...
+
+
+class TopicDirectory(Protocol):
+    """What the ``rpc.subscribe`` method needs of the server's topics (:class:`~.topics.Topics`)."""
+
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> list[str]: ...
+
+    def subscribe(self, topic: Any, params: Any, session: Session) -> Held: ...
+
+
+DEFAULT_MAX_SUBSCRIPTIONS = Limits().max_subscriptions
+DEFAULT_SUBSCRIPTION_BUFFER = Limits().subscription_buffer
 
 
 async def _discard(_: bytes) -> None:
@@ -59,7 +89,7 @@ class Session:
         self,
         send: Send = _discard,
         *,
-        topics: Topics | None = None,
+        topics: TopicDirectory | None = None,
         max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
         subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
     ) -> None:
@@ -70,7 +100,18 @@ class Session:
         # Calls by request id; None until the call's task has started.
         self.running: dict[Any, asyncio.Task[Any] | None] = {}
         self.cancelling: set[Any] = set()
-        self.subscriptions: dict[str, Subscription] = {}
+        self.subscriptions: dict[str, Held] = {}
+        # Who the caller is, once the handshake authenticated it (for logs), and
+        # which methods it may call (None: all of them). Set by the transport.
+        self.identity: str | None = None
+        self.allowed: Callable[[str], bool] | None = None
+        # The URL the client connected to (for rpc.discover's servers), set by the transport.
+        self.endpoint: str | None = None
+
+    def permits(self, method: str) -> bool:
+        """Whether this connection's caller may call ``method`` (a topic: ``topic:NAME``)."""
+        allowed = self.allowed
+        return allowed is None or allowed(method)
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Push a notification to the peer."""
@@ -98,24 +139,3 @@ class Session:
         # the cycle connection -> session -> send -> connection, which would otherwise
         # keep each closed connection's buffers until a full garbage collection.
         self.send = _discard
-
-
-class Context:
-    """What a tool sees of its call, when it declares a parameter of this type.
-
-    ``async def long_job(seconds: float, ctx: Context)``: the parameter is not
-    part of the params schema; the server passes it by name.
-    """
-
-    __slots__ = ("request_id", "session", "streaming")
-
-    def __init__(self, session: Session, request_id: Any, streaming: bool) -> None:
-        self.session = session
-        self.request_id = request_id
-        self.streaming = streaming
-
-    async def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
-        """Report progress; reaches the caller only if it asked to (``"stream": true``)."""
-        if self.streaming:
-            params = {"id": self.request_id, "done": done, "total": total, "message": message}
-            await self.session.notify("rpc.progress", params)

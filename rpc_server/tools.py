@@ -2,7 +2,8 @@
 
 Their params schemas live in ``schemas/tools/<name>.json``, so type checks
 (numbers only: ``multiply("ab", 3)`` would be ``"ababab"`` in Python) happen
-before a tool runs. Results are checked here: integers stay integers up to
+before a tool runs; a result schema richer than the return annotation, in
+``schemas/results/<name>.json``. Results are checked here: integers stay integers up to
 :data:`MAX_INT_BITS`, floats must be finite and real.
 """
 
@@ -14,9 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import codes, schema
+from .context import Context
 from .errors import ToolError
 from .registry import Registry
-from .session import Context
 
 __all__ = [
     "MAX_INT_BITS",
@@ -132,9 +133,28 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 }
 
 
+# The application errors each may answer, for clients that list them (OpenRPC).
+_ARITHMETIC_ERRORS = (codes.RESULT_TOO_LARGE, codes.NOT_FINITE)
+_ERRORS: dict[str, tuple[int, ...]] = {
+    "add": _ARITHMETIC_ERRORS,
+    "subtract": _ARITHMETIC_ERRORS,
+    "multiply": _ARITHMETIC_ERRORS,
+    "divide": (codes.DIVISION_BY_ZERO, *_ARITHMETIC_ERRORS),
+    "pow": (codes.DIVISION_BY_ZERO, *_ARITHMETIC_ERRORS),
+    "sum": _ARITHMETIC_ERRORS,
+}
+_RESULTS = frozenset(("long_task",))
+
+
 def builtin_tools() -> Registry:
     """A new registry holding the built-in tools, their schemas compiled."""
     registry = Registry()
     for name, fn in _BUILTINS.items():
-        registry.add(fn, name=name, schema=schema.load(f"tools/{name}.json"))
+        registry.add(
+            fn,
+            name=name,
+            schema=schema.load(f"tools/{name}.json"),
+            result=schema.load(f"results/{name}.json") if name in _RESULTS else None,
+            errors=_ERRORS.get(name, ()),
+        )
     return registry

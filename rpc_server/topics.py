@@ -26,13 +26,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import protocol
 from . import schema as schemas
-
-if TYPE_CHECKING:
-    from .session import Session
+from .session import Session
 
 __all__ = ["Subscription", "Topic", "Topics", "builtin_topics", "clock"]
 

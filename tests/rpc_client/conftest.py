@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -15,34 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from rpc_server import RpcServer
+from tests.servers import ThreadedServer
 
 NODE_DIR = Path(__file__).parent / "node"
 NPM_INSTALL = ["npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"]
-
-
-class ThreadedServer:
-    """A real RpcServer on its own event loop in a thread, for tests whose own thread blocks."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="test server loop", daemon=True)
-        self.server = RpcServer(host="127.0.0.1", port=0)
-
-    def start(self) -> str:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(timeout=10)
-        return self.server.url
-
-    def stop(self) -> None:
-        async def close() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture

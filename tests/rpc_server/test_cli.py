@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from rpc_server import cli
-from rpc_server.dispatch import DEFAULT_MAX_BATCH
-from rpc_server.server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_MESSAGE_SIZE
+from rpc_server import Limits, cli
 
 from .corpus import request
 
-READY = re.compile(r"^listening on (ws://127\.0\.0\.1:(\d+)/ws)$")
+READY = re.compile(r"^listening on (wss?://127\.0\.0\.1:(\d+)/ws)$")
 WAIT = 10  # seconds: a bound on start-up and shutdown, which take well under one here
 
 
@@ -135,9 +133,7 @@ def _flags() -> list[str]:
 
 def test_help_names_the_environment_variable_of_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     """--help documents, for each flag, its RPC_* environment variable."""
-    with pytest.raises(SystemExit) as caught:
-        cli.main(["--help"])
-    assert caught.value.code == 0
+    assert cli.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     flags = _flags()
     assert {"--host", "--port", "--max-in-flight", "--max-batch", "--max-message-size", "--compression"} <= set(flags)
@@ -176,11 +172,7 @@ def test_the_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -
             monkeypatch.delenv(name)
     args = cli.build_parser().parse_args([])
     assert (args.host, args.port, args.compression) == ("127.0.0.1", 8000, False)
-    assert (args.max_in_flight, args.max_batch, args.max_message_size) == (
-        DEFAULT_MAX_IN_FLIGHT,
-        DEFAULT_MAX_BATCH,
-        DEFAULT_MAX_MESSAGE_SIZE,
-    )
+    assert cli.limits_from(args) == Limits()
 
 
 @pytest.mark.parametrize(
@@ -189,11 +181,31 @@ def test_the_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -
     ids=" ".join,
 )
 def test_a_bad_flag_exits_with_status_2_and_says_why(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    """argparse's usage error: status 2 and a message on stderr, no traceback."""
-    with pytest.raises(SystemExit) as caught:
-        cli.main(argv)
-    assert caught.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    """argparse's usage error: status 2 and a message on stderr that names no internal function, no traceback."""
+    assert cli.main(argv, prog="rpc-server") == 2
+    err = capsys.readouterr().err
+    assert "rpc-server: error:" in err
+    assert "invalid _" not in err and "Traceback" not in err
+
+
+def test_a_number_that_is_not_one_is_named_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """--port http says the port must be a whole number, quoting what was given."""
+    assert cli.main(["--port", "http"], prog="rpc-server") == 2
+    assert "argument --port: must be a whole number, not 'http'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv0", "prog"), [("/venv/bin/rpc-server", "rpc-server"), ("/x/rpc_server/__main__.py", "python -m rpc_server")]
+)
+def test_usage_names_the_command_as_the_user_ran_it(
+    monkeypatch: pytest.MonkeyPatch, argv0: str, prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console script says rpc-server, the module says python -m rpc_server, in usage and in errors alike."""
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert cli.main(["--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: {prog} ")
+    assert f"{prog}: error: unrecognized arguments: --bogus" in err
 
 
 def test_tools_that_cannot_be_loaded_exit_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,6 +218,87 @@ def test_tools_that_cannot_be_loaded_exit_with_status_2(capsys: pytest.CaptureFi
 
 def test_no_builtins_without_tools_is_a_usage_error() -> None:
     """--no-builtins alone would serve nothing: refused with status 2."""
-    with pytest.raises(SystemExit) as caught:
-        cli.main(["--no-builtins"])
-    assert caught.value.code == 2
+    assert cli.main(["--no-builtins"]) == 2
+
+
+# -- --tools: finding the tools ------------------------------------------------------------
+
+
+@pytest.fixture
+def tools_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty current directory that is not on the import path, as for a console script; modules forgotten after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_tools_are_found_in_the_current_directory_as_with_python_m(tools_dir: Path) -> None:
+    """--tools imports from the current directory even when it is not on sys.path (the rpc-server script)."""
+    (tools_dir / "cwd_tools_a.py").write_text(
+        "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda: 'pong', name='ping')\n"
+    )
+    assert list(cli.load_tools("cwd_tools_a")) == ["ping"]
+
+
+def test_a_module_whose_only_registry_has_another_name_serves_it(tools_dir: Path) -> None:
+    """Without :NAME and with no 'registry', the module's one Registry is served."""
+    (tools_dir / "cwd_tools_b.py").write_text(
+        "from rpc_server import Registry\napi = Registry()\napi.add(lambda: 1, name='one')\n"
+    )
+    assert list(cli.load_tools("cwd_tools_b")) == ["one"]
+
+
+def test_a_module_of_jsonrpcserver_methods_serves_them(tools_dir: Path) -> None:
+    """A module that defines jsonrpcserver @method functions serves those: importing it registers them."""
+    (tools_dir / "cwd_tools_c.py").write_text(
+        "from jsonrpcserver import Success, method\n\n"
+        "@method\ndef hello_cwd_c(name):\n    return Success('hi ' + name)\n"
+    )
+    assert list(cli.load_tools("cwd_tools_c")) == ["hello_cwd_c"]
+
+
+def test_a_module_with_no_tools_says_what_to_write(tools_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A module with neither a Registry nor @method functions is refused with the lines to add, status 2."""
+    (tools_dir / "cwd_tools_d.py").write_text("x = 1\n")
+    assert cli.main(["--tools", "cwd_tools_d"], prog="rpc-server") == 2
+    err = capsys.readouterr().err
+    assert "rpc-server: error: --tools cwd_tools_d: module 'cwd_tools_d' has no Registry" in err
+    assert "registry = Registry()" in err and "--tools cwd_tools_d:NAME" in err
+
+
+def test_an_empty_jsonrpcserver_global_registry_is_explained(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tools jsonrpcserver.methods:global_methods alone serves nothing: refused, naming the fix."""
+    import jsonrpcserver.methods
+
+    monkeypatch.setattr(jsonrpcserver.methods, "global_methods", {})  # as in a process that imported no @method
+    assert cli.main(["--tools", "jsonrpcserver.methods:global_methods"], prog="rpc-server") == 2
+    assert "name the module that defines them" in capsys.readouterr().err
+
+
+async def test_the_console_script_serves_tools_from_the_current_directory(tmp_path: Path) -> None:
+    """`rpc-server --tools mod` in the directory holding mod.py serves its tools, as `python -m rpc_server` does."""
+    script = Path(sys.executable).parent / "rpc-server"
+    if not script.exists():
+        pytest.skip("the package is not installed with its console scripts")
+    (tmp_path / "script_tools.py").write_text(
+        "from rpc_server import Registry\nregistry = Registry()\n\n"
+        "@registry.tool\ndef shout(text: str) -> str:\n    return text.upper()\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        str(script), "--port", "0", "--tools", "script_tools", cwd=tmp_path, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(WAIT):
+            line = (await process.stdout.readline()).decode().strip()
+        match = READY.match(line)
+        assert match, line
+        assert await call(match.group(1), "shout", ["hi"]) == {"jsonrpc": "2.0", "result": "HI", "id": 1}
+    finally:
+        process.terminate()
+        await process.wait()

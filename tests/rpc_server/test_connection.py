@@ -59,7 +59,7 @@ def held_tools() -> tuple[Registry, asyncio.Event, asyncio.Event]:
 async def test_a_client_that_answers_pings_is_kept_while_at_its_in_flight_cap(start_server: StartServer) -> None:
     """At the in-flight cap the server still takes in pongs: keepalive pings a live client on and never cuts it."""
     registry, started, release = held_tools()
-    server = await start_server(registry, max_in_flight=1, ping_interval=0.02, ping_timeout=1.0)
+    server = await start_server(registry, max_in_flight=1, ping_interval_s=0.02, ping_timeout_s=1.0)
     client = await RawClient.connect(server.url)
     try:
         client.write(client.text_frames(request("hold", id=1)))
@@ -224,7 +224,7 @@ async def test_a_peer_that_never_answers_the_close_is_cut_after_close_timeout(
     start_server: StartServer, pinging: bool
 ) -> None:
     """A peer that ignores the server's close is cut once close_timeout passes, even if it keeps pinging meanwhile."""
-    server = await start_server(close_timeout=0.2)
+    server = await start_server(close_timeout_s=0.2)
     client = await RawClient.connect(server.url)
     ended = asyncio.create_task(client.discard_until_eof())
 

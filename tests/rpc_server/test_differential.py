@@ -87,9 +87,9 @@ _TYPES = (
 # tool's exception text in -32603's data, which this server never does (see
 # test_dispatch.py), and the two word their other data differently.
 DISAGREEMENTS: dict[str, Disagreement] = {
-    "7.9 invalid batch, not empty": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
-    "7.10 invalid batch": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
-    "7.11 batch": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
+    "7:invalid-batch-1": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
+    "7:invalid-batch-3": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
+    "7:batch": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
     "batch, mixed": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
     "batch, nested": Disagreement(_BATCH, _WHOLE_BATCH_REFUSED),
     # Python's own outcomes for the wrong types: "ab" * 3 is "ababab", which the tool's own result check

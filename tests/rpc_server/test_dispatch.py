@@ -138,7 +138,7 @@ async def test_text_that_is_not_json_is_a_parse_error(dispatcher: Dispatcher, me
     assert response["id"] is None
 
 
-@pytest.mark.parametrize("method", ["nope", "", "rpc.discover", "Multiply"])
+@pytest.mark.parametrize("method", ["nope", "", "rpc.nothing", "Multiply"])
 async def test_an_unknown_method_is_method_not_found_naming_it(dispatcher: Dispatcher, method: str) -> None:
     """-32601 echoes the id and names the method in data."""
     response = await answer(dispatcher, request(method, [], "x"))

@@ -376,6 +376,48 @@ def test_include_refuses_a_clash_between_registries() -> None:
         first.include(second)
 
 
+def test_including_a_registry_is_live() -> None:
+    """A tool added to an included registry after include() is served by the includer too (README order)."""
+    served, mine = Registry(), Registry()
+    served.include(mine)
+    mine.add(lambda: "late", name="late")
+    assert served["late"].fn() == "late"
+    assert served.lookup("late") is mine["late"]  # the dispatcher's lookup sees it
+
+
+def test_a_late_tool_that_clashes_in_the_includer_is_refused_in_both() -> None:
+    """Adding to an included registry a name its includer already has fails, and changes neither."""
+    served, mine = Registry(), Registry()
+    served.add(lambda: 1, name="same")
+    served.include(mine)
+    with pytest.raises(ToolDefinitionError, match="already registered"):
+        mine.add(lambda: 2, name="same")
+    assert "same" not in mine
+    assert served["same"].fn() == 1
+
+
+def test_including_the_same_functions_twice_is_harmless() -> None:
+    """The same function under the same name, from two includes, is served once without a clash."""
+
+    def ping() -> str:
+        return "pong"
+
+    served = Registry()
+    served.include({"ping": ping})
+    served.include({"ping": ping})
+    assert list(served) == ["ping"]
+
+
+def test_registries_cannot_include_each_other_in_a_circle() -> None:
+    """A includes B includes A would loop forever on each add: refused."""
+    a, b = Registry(), Registry()
+    a.include(b)
+    with pytest.raises(ToolDefinitionError, match="circle"):
+        b.include(a)
+    with pytest.raises(ToolDefinitionError, match="circle"):
+        a.include(a)
+
+
 @pytest.mark.parametrize(
     "register",
     [

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
 
 from rpc_server import Dispatcher, InvalidParamsError, Registry, ToolDefinitionError, builtin_tools, protocol
-from rpc_server.schema import DRAFT, compile_params, load
+from rpc_server.schema import DRAFT, compile_params, from_signature, load, return_schema
 
 from .corpus import CASES, MAX_BATCH, Case, corpus_registry, parse
 
@@ -193,3 +194,78 @@ def test_the_fast_params_check_accepts_only_what_the_full_validator_accepts(tool
             full(params)  # raises if the fast check was wrong
             assert tool.validate(params) == params
     assert accepted > 0, "the corpus never reaches the fast check's accepting branch"
+
+
+def test_a_derived_schema_carries_defaults_and_docstring_descriptions() -> None:
+    """Defaults, Google-style Args and Annotated text reach the derived schema, by name and by position."""
+
+    def f(a: int, b: int = 2, *, c: Annotated[str, "the c"] = "x") -> int:
+        """Add.
+
+        Args:
+            a: the first.
+            b (int): the second,
+                continued.
+
+        Returns:
+            the sum.
+        """
+        return a
+
+    schema = from_signature(f)
+    properties = schema["else"]["properties"]
+    assert properties["a"] == {"type": "integer", "description": "the first."}
+    assert properties["b"] == {"type": "integer", "description": "the second, continued.", "default": 2}
+    assert properties["c"] == {"type": "string", "description": "the c", "default": "x"}
+    assert schema["then"]["items"][1] == {"title": "b", **properties["b"]}
+    assert "Returns" not in properties
+
+
+def test_the_return_schema_comes_from_the_return_annotation() -> None:
+    """-> int is an integer; an async generator's schema is that of each part; no annotation is unknown."""
+
+    async def parts() -> AsyncIterator[float]:
+        yield 1.0
+
+    def untyped():  # type: ignore[no-untyped-def]
+        return 1
+
+    def typed() -> dict[str, list[int]]:
+        return {}
+
+    assert return_schema(parts) == {"type": "number"}
+    assert return_schema(untyped) is None
+    assert return_schema(typed) == {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "integer"}},
+    }
+
+
+def test_docstring_params_in_sphinx_style_are_descriptions() -> None:
+    """:param x: lines, with their continuation lines, describe the params; :returns: does not leak in."""
+
+    def f(x: int, y: int) -> int:
+        """Do it.
+
+        :param x: the x,
+            continued
+        :param y: the y
+        :returns: something
+        """
+        return x
+
+    properties = from_signature(f)["else"]["properties"]
+    assert properties["x"]["description"] == "the x, continued"
+    assert properties["y"]["description"] == "the y"
+
+
+def test_defaults_that_json_cannot_say_are_left_out() -> None:
+    """A default that is an object or NaN gives no "default" keyword; the param stays optional."""
+    marker = object()
+
+    def f(a: Any = marker, b: float = float("nan"), c: tuple[int, int] = (1, 2)) -> None:
+        pass
+
+    properties = from_signature(f)["else"]["properties"]
+    assert "default" not in properties["a"] and "default" not in properties["b"]
+    assert properties["c"]["default"] == [1, 2]

@@ -244,7 +244,7 @@ async def test_a_message_over_the_size_limit_closes_with_1009_and_others_are_sti
     start_server: StartServer,
 ) -> None:
     """An oversized message closes its own connection with 1009; an open connection and a new one keep working."""
-    server = await start_server(max_message_size=1024)
+    server = await start_server(max_message_bytes=1024)
     async with connect(server.url) as bystander, connect(server.url) as ws:
         await ws.send(request("sum", [1] * 1000, 1))
         with pytest.raises(ConnectionClosedError) as caught:

@@ -37,17 +37,17 @@ async def test_a_batch_of_invalid_members_answers_each_one_not_the_batch(dispatc
 
 async def test_the_mixed_batch_explains_its_invalid_member(dispatcher: Dispatcher) -> None:
     """7.11: the {"foo": "boo"} member's error says what is missing, and -32601 names the method."""
-    reply = parse(await dispatcher.dispatch_async(_example("7.11 batch").request))
+    reply = parse(await dispatcher.dispatch_async(_example("7:batch").request))
     assert "jsonrpc" in reply[2]["error"]["data"]
     assert reply[3]["error"]["data"] == "foo.get"
 
 
 async def test_errors_carry_data_saying_what_went_wrong(dispatcher: Dispatcher) -> None:
     """Parse errors say where the text broke; invalid requests say which member is wrong."""
-    parse_error = parse(await dispatcher.dispatch_async(_example("7.5 invalid JSON").request))
+    parse_error = parse(await dispatcher.dispatch_async(_example("7:invalid-json").request))
     assert parse_error["error"]["code"] == -32700
     assert "column" in parse_error["error"]["data"]
-    invalid = parse(await dispatcher.dispatch_async(_example("7.6 invalid Request object").request))
+    invalid = parse(await dispatcher.dispatch_async(_example("7:invalid-request").request))
     assert invalid["error"]["data"] == "method must be a string"
 
 

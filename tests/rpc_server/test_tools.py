@@ -34,7 +34,7 @@ BUILTIN_FUNCTIONS = {name: tool.fn for name, tool in builtin_tools().items()}
 
 @pytest.mark.parametrize(("name", "fn"), BUILTIN_FUNCTIONS.items(), ids=list(BUILTIN_FUNCTIONS))
 def test_each_schema_file_matches_its_function_signature(name: str, fn: Callable[..., Any]) -> None:
-    """Positional titles, named properties and required names follow the signature, in its order."""
+    """Positional titles, named properties, required names and defaults follow the signature, in its order."""
     schema = load(f"tools/{name}.json")
     assert schema["title"] == name and schema["$id"] == f"tools/{name}.json"
     context = builtin_tools()[name].context
@@ -57,6 +57,10 @@ def test_each_schema_file_matches_its_function_signature(name: str, fn: Callable
     assert list(by_name["properties"]) == [p.name for p in fixed]
     assert by_name.get("required", []) == required
     assert by_name["additionalProperties"] is False
+    for i, p in enumerate(fixed):
+        if p.default is not p.empty:
+            assert by_name["properties"][p.name]["default"] == p.default
+            assert by_position["items"][i]["default"] == p.default
 
 
 def test_the_sleep_cap_in_the_schema_is_the_documented_maximum() -> None:

@@ -17,6 +17,12 @@ server.register("subtract", (params) => {
   const [minuend, subtrahend] = two(params, "minuend", "subtrahend");
   return minuend - subtrahend;
 });
+// The specification's other example methods (section 7), for the conformance kit (tests/rpc_server/conformance/).
+server.register("sum", (params) => Object.values(params ?? []).reduce((a, b) => a + b, 0));
+server.register("get_data", () => ["hello", 5]);
+for (const name of ["update", "notify_hello", "notify_sum"]) {
+  server.register(name, () => null);
+}
 server.register("echo", (params) => (params === undefined ? null : params));
 server.register("sleep", async (params) => {
   const [seconds, value] = two(params, "seconds", "value");

@@ -1,0 +1,122 @@
+"""TLS and mutual TLS, with certificates made by trustme for each run (none is committed)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidMessage, InvalidStatus
+
+from rpc_server import RpcServer
+from rpc_server.auth import Auth
+from rpc_server.errors import ConfigError
+from rpc_server.tls import server_context, subject
+
+from ..rpc_server.wire import StartServer, rpc
+from .kit import KEY_ALL, tools
+
+# What a client sees when the server refuses its certificate: with TLS 1.3 the client's side of the
+# handshake completes first, and the refusal shows as a connection closed before any HTTP answer.
+HANDSHAKE_FAILED = (ssl.SSLError, ConnectionError, InvalidMessage)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server_files(tmp_path: Path, ca: trustme.CA) -> tuple[Path, Path, Path]:
+    """The server's certificate chain and key (for 127.0.0.1 and localhost), and the CA, as PEM files."""
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    for blob in leaf.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+    return certfile, keyfile, cafile
+
+
+def client_context(ca: trustme.CA, certificate: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if certificate is not None:
+        certificate.configure_cert(context)
+    return context
+
+
+async def test_tls_serves_wss_and_answers_calls(
+    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+) -> None:
+    """With a certificate and key the URL is wss://, and a client that trusts the CA gets answers."""
+    certfile, keyfile, _ = server_files
+    server = await start_server(ssl=server_context(certfile, keyfile))
+    assert server.url.startswith("wss://127.0.0.1:")
+    async with connect(server.url, ssl=client_context(ca)) as ws:
+        assert (await rpc(ws, "multiply", [3, 4]))["result"] == 12
+
+
+async def test_mutual_tls_names_the_caller_by_its_certificate_s_subject(
+    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+) -> None:
+    """A client certificate signed by --client-ca-file admits; its subject, as RFC 4514 writes it, is the identity."""
+    certfile, keyfile, cafile = server_files
+    server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
+    alice = ca.issue_cert("alice@example.org", common_name="alice")
+    expected = x509.load_pem_x509_certificate(alice.cert_chain_pems[0].bytes()).subject.rfc4514_string()
+    async with connect(server.url, ssl=client_context(ca, alice)) as ws:
+        assert (await rpc(ws, "whoami"))["result"] == expected
+    assert expected.startswith("CN=alice,")
+
+
+@pytest.mark.parametrize("certificate", ["none", "other-ca"])
+async def test_mutual_tls_refuses_a_client_without_a_trusted_certificate(
+    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA, certificate: str
+) -> None:
+    """No client certificate, or one from another CA: the TLS handshake fails and no WebSocket opens."""
+    certfile, keyfile, cafile = server_files
+    server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
+    presented = trustme.CA().issue_cert("mallory@example.org") if certificate == "other-ca" else None
+    with pytest.raises(HANDSHAKE_FAILED):
+        async with connect(server.url, ssl=client_context(ca, presented), open_timeout=5) as ws:
+            await rpc(ws, "whoami")
+    assert not server.connections or all(not c.accepted for c in server.connections)
+
+
+async def test_a_token_on_top_of_mutual_tls_names_the_caller(
+    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+) -> None:
+    """Client certificates and API keys together: both are needed, and the key names the caller."""
+    certfile, keyfile, cafile = server_files
+    context = server_context(certfile, keyfile, client_ca_file=cafile)
+    server: RpcServer = await start_server(tools(), ssl=context, auth=Auth(api_keys={KEY_ALL: []}))
+    alice = client_context(ca, ca.issue_cert("alice@example.org", common_name="alice"))
+    async with connect(server.url, ssl=alice, additional_headers={"Authorization": f"Bearer {KEY_ALL}"}) as ws:
+        assert (await rpc(ws, "whoami"))["result"].startswith("key:")
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(server.url, ssl=alice):
+            pass
+    assert caught.value.response.status_code == 401
+
+
+def test_the_subject_escapes_what_rfc_4514_escapes() -> None:
+    """A comma or a plus inside a value is escaped, so the identity reads back unambiguously."""
+    certificate = {"subject": ((("organizationName", "Acme, Inc+Co"),), (("commonName", "bob"),))}
+    assert subject(certificate) == "CN=bob,O=Acme\\, Inc\\+Co"
+
+
+def test_files_that_cannot_be_loaded_stop_the_server_naming_them(
+    tmp_path: Path, server_files: tuple[Path, Path, Path]
+) -> None:
+    """A missing key, or a CA file that is not PEM: ConfigError naming the file."""
+    certfile, _, _ = server_files
+    with pytest.raises(ConfigError, match=r"cannot load the TLS certificate and key from .*cert\.pem and .*nope\.pem"):
+        server_context(certfile, tmp_path / "nope.pem")
+    bad = tmp_path / "bad-ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"cannot load the client CA file .*bad-ca\.pem"):
+        server_context(certfile, server_files[1], client_ca_file=bad)
