@@ -253,9 +253,22 @@ class Client:
                 as this client reads it; StreamError, when parts were lost.
         """
         params = params_from(args, kwargs)
-        if progress is None:
-            return unwrap(await self._session.request(method, params, timeout))
-        return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
+        if progress is not None:
+            return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
+        session = self._session
+        link = session.link
+        if link is None:  # connecting, or reconnecting: the session's general way waits for it
+            return unwrap(await session.request(method, params, timeout))
+        # The fast way, awaited right here: one coroutine a call (the caller's), not two.
+        id, future, timer = session.send_call(link, method, params, timeout)
+        try:
+            response = await future
+        except BaseException:
+            session.let_go(link, id, timer, future)  # cancelled or timed out: rpc.cancel if it still runs
+            raise
+        if timer is not None:
+            timer.cancel()
+        return unwrap(response)
 
     async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The server's OpenRPC document (``rpc.discover``): the methods this caller may call, and its topics."""
