@@ -25,7 +25,19 @@ __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVERS = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo", "ours-2w", "ours-nometrics")
-SCENARIO_KEYS = ("throughput", "latency", "batch", "scale", "deflate", "connections", "metrics")
+SCENARIO_KEYS = (
+    "throughput",
+    "latency",
+    "batch",
+    "scale",
+    "deflate",
+    "connections",
+    "metrics",
+    "client-gather",
+    "client-window",
+    "client-latency",
+    "client-batch",
+)
 
 EPILOG = """\
 servers: ours (this project's server, as shipped), ours-key (the same with an API key
@@ -35,13 +47,15 @@ is installed into benchmarks/.node/ on first use), picows-echo (the load generat
 ours-2w (ours with --workers 2), ours-nometrics (ours with --no-metrics).
 
 scenarios: throughput, latency, batch, scale, deflate, connections (1 worker and 2),
-metrics (on and off) (see benchmarks/scenarios.py).
+metrics (on and off) (see benchmarks/scenarios.py); and, against our server, the
+clients: client-gather, client-window, client-latency, client-batch (see benchmarks/clients.py).
 
 examples:
   python -m benchmarks                        the full run (several minutes)
   python -m benchmarks --quick                every scenario, tiny: checks the harness works
   python -m benchmarks --servers ours,echo --scenarios throughput,latency --rounds 9
   python -m benchmarks --servers ours,ours-2w,ours-nometrics --scenarios connections,metrics
+  python -m benchmarks --servers ours --scenarios client-gather,client-window,client-latency,client-batch
 """
 
 

@@ -14,9 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .scenarios import SCENARIOS
+from .clients import CLIENT_SCENARIOS
+from .scenarios import SCENARIOS, Metric
 
 __all__ = ["BARS", "Bar", "render", "summarize", "write_chart", "write_json"]
+
+# The figures of the client scenarios that ratios are taken of.
+_CLIENT_METRICS = {
+    "gather": (Metric("calls_per_s", "calls/s", True),),
+    "window": (Metric("calls_per_s", "calls/s", True),),
+    "sequential": (Metric("p50_us", "p50 µs", False), Metric("p99_us", "p99 µs", False)),
+    "batch": (Metric("ms", "ms", False),),
+}
+
+
+def _metrics(key: str) -> tuple[Metric, ...]:
+    if key in CLIENT_SCENARIOS:
+        return _CLIENT_METRICS[CLIENT_SCENARIOS[key].mode]
+    return SCENARIOS[key].metrics
+
 
 PEERS = ("ours-key", "echo", "fastapi", "node", "picows-echo")
 
@@ -27,21 +43,25 @@ def _medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in good if k in r) for k in sorted(keys)}
 
 
-def _paired(rounds: dict[str, list[dict[str, Any]]], metric: str) -> dict[str, dict[str, float]]:
-    # Ours against each peer within each round, then the spread: a round that fell on a
+def _pair(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], metric: str) -> dict[str, float] | None:
+    # One figure against another within each round, then the spread: a round that fell on a
     # busy patch of the machine moves both figures of its pair, less so their ratio.
+    ratios = [
+        a[metric] / b[metric]
+        for a, b in zip(ours, theirs, strict=False)
+        if "failed" not in a and "failed" not in b and a.get(metric) and b.get(metric)
+    ]
+    if not ratios:
+        return None
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
+def _paired(rounds: dict[str, list[dict[str, Any]]], metric: str) -> dict[str, dict[str, float]]:
     ours = rounds.get("ours", [])
     paired: dict[str, dict[str, float]] = {}
     for name, theirs in rounds.items():
-        if name == "ours":
-            continue
-        ratios = [
-            a[metric] / b[metric]
-            for a, b in zip(ours, theirs, strict=False)
-            if "failed" not in a and "failed" not in b and a.get(metric) and b.get(metric)
-        ]
-        if ratios:
-            paired[name] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+        if name != "ours" and (pair := _pair(ours, theirs, metric)) is not None:
+            paired[name] = pair
     return paired
 
 
@@ -60,14 +80,14 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
                 _scale_memory(medians[name], good)
         section["median"] = medians
         section["ratios"] = {}
-        for metric in SCENARIOS[key].metrics:
+        for metric in _metrics(key):
             table: dict[str, dict[str, float]] = {}
             for a, ma in medians.items():
                 for b, mb in medians.items():
                     if a != b and ma.get(metric.key) and mb.get(metric.key):
                         table.setdefault(a, {})[b] = ma[metric.key] / mb[metric.key]
             section["ratios"][metric.key] = table
-        section["paired"] = {metric.key: _paired(section["rounds"], metric.key) for metric in SCENARIOS[key].metrics}
+        section["paired"] = {metric.key: _paired(section["rounds"], metric.key) for metric in _metrics(key)}
     if "deflate" in scenarios and "throughput" in scenarios:
         plain = scenarios["throughput"]["median"]
         for name, figures in scenarios["deflate"]["median"].items():
@@ -97,7 +117,7 @@ def _scale_memory(medians: dict[str, float], cycles: list[dict[str, Any]]) -> No
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One of the project's goals, a bar: a figure of ours, alone or against a peer, and its limit."""
+    """One goal: a figure of ours (``subject``), alone or against a peer's, and its limit."""
 
     text: str
     scenario: str
@@ -105,13 +125,14 @@ class Bar:
     peer: str | None
     limit: float
     at_most: bool
+    subject: str = "ours"
 
     def value(self, doc: dict[str, Any]) -> float | None:
         section = doc["scenarios"].get(self.scenario)
         if section is None:
             return None
         medians = section["median"]
-        ours = medians.get("ours", {}).get(self.metric)
+        ours = medians.get(self.subject, {}).get(self.metric)
         if ours is None:
             return None
         if self.peer is None:
@@ -126,13 +147,15 @@ class Bar:
         passed = None if value is None else (value <= self.limit if self.at_most else value >= self.limit)
         paired = None
         if self.peer is not None and self.scenario in doc["scenarios"]:
-            paired = doc["scenarios"][self.scenario].get("paired", {}).get(self.metric, {}).get(self.peer)
+            rounds = doc["scenarios"][self.scenario]["rounds"]
+            paired = _pair(rounds.get(self.subject, []), rounds.get(self.peer, []), self.metric)
         return {
             "paired": paired,
             "bar": self.text,
             "scenario": self.scenario,
             "metric": self.metric,
             "peer": self.peer,
+            "subject": self.subject,
             "value": value,
             "limit": self.limit,
             "at_most": self.at_most,
@@ -160,6 +183,20 @@ BARS = (
     Bar("scale: ≤ 20 KB RSS per open connection", "scale", "kb_per_connection", None, 20.0, True),
     Bar("scale: RSS all open, last cycle ≤ 1.10× first", "scale", "rss_open_last_vs_first", None, 1.10, True),
     Bar("scale: RSS after close, last cycle ≤ 1.10× first", "scale", "rss_closed_last_vs_first", None, 1.10, True),
+    # The client's goals (issue 13), against the load generator on the same server in the same run.
+    Bar("client gather ≥ 0.6× the load generator", "client-gather", "calls_per_s", "loadgen", 0.6, False),
+    Bar("client, 100 in flight ≥ 0.6× the load generator", "client-window", "calls_per_s", "loadgen", 0.6, False),
+    Bar("client sequential p50 ≤ 1.2× the load generator's", "client-latency", "p50_us", "loadgen", 1.2, True),
+    Bar("client batch of 1,000 ≤ 1.3× the load generator's", "client-batch", "ms", "loadgen", 1.3, True),
+    Bar(
+        "connect_sync sequential p50 ≤ 1.3× the async client's",
+        "client-latency",
+        "p50_us",
+        "ours",
+        1.3,
+        True,
+        subject="ours-sync",
+    ),
 )
 
 
@@ -190,6 +227,15 @@ def _ours_over(metric: str) -> Column:
 
 def _field(header: str, key: str, digits: int = 0) -> Column:
     return (header, lambda name, m, section: _num(m.get(key), digits))
+
+
+def _over_loadgen(metric: str) -> Column:
+    def cell(name: str, m: dict[str, Any], section: dict[str, Any]) -> str:
+        if name == "loadgen":
+            return ""
+        return _ratio(section["ratios"].get(metric, {}).get(name, {}).get("loadgen"))
+
+    return (f"÷ loadgen {metric}", cell)
 
 
 _COLUMNS: dict[str, list[Column]] = {
@@ -258,6 +304,38 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 
 
+_CLIENT_COLUMNS: dict[str, list[Column]] = {
+    "gather": [
+        _field("calls/s", "calls_per_s"),
+        _field("errors", "errors_total"),
+        _field("client µs/call", "client_cpu_us_per_call", 1),
+        _over_loadgen("calls_per_s"),
+    ],
+    "sequential": [
+        _field("p50 µs", "p50_us"),
+        _field("p90 µs", "p90_us"),
+        _field("p99 µs", "p99_us"),
+        _field("errors", "errors_total"),
+        _field("client µs/call", "client_cpu_us_per_call", 1),
+        _over_loadgen("p50_us"),
+    ],
+    "batch": [
+        _field("ms", "ms", 2),
+        _field("min ms", "ms_min", 2),
+        _field("errors", "errors_total"),
+        _field("client µs/call", "client_cpu_us_per_call", 1),
+        _over_loadgen("ms"),
+    ],
+}
+_CLIENT_COLUMNS["window"] = _CLIENT_COLUMNS["gather"]
+
+
+def _columns(key: str) -> list[Column]:
+    if key in CLIENT_SCENARIOS:
+        return _CLIENT_COLUMNS[CLIENT_SCENARIOS[key].mode]
+    return _COLUMNS[key]
+
+
 def _grid(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
@@ -276,20 +354,22 @@ def render(doc: dict[str, Any]) -> str:
         f"JSON-RPC over WebSocket benchmark · {meta['date']} · {meta['cores']} cores ({meta['cpu']}) · "
         f"Python {meta['python']} · {meta['mode']} mode, medians of the rounds",
         f"code: commit {meta.get('code', {}).get('commit') or '?'}"
-        f"{' with uncommitted changes to rpc_server/' if meta.get('code', {}).get('rpc_server_modified') else ''} · "
+        f"{' with uncommitted changes to rpc_server/' if meta.get('code', {}).get('rpc_server_modified') else ''}"
+        f"{' with uncommitted changes to rpc_client/' if meta.get('code', {}).get('rpc_client_modified') else ''} · "
         f"load average at start {meta['load_average_at_start'][0]:.2f}, "
         f"at end {meta.get('load_average_at_end', [math.nan])[0]:.2f}",
     ]
     for name, reason in meta.get("skipped", {}).items():
         lines.append(f"note: {name} {reason}")
     for key, section in doc["scenarios"].items():
-        columns = _COLUMNS[key]
+        columns = _columns(key)
         rounds = {n: len(r) for n, r in section["rounds"].items()}
         lines += ["", f"{section['title']} · {max(rounds.values(), default=0)} rounds"]
-        rows = [["server", *(header for header, _ in columns)]]
+        client = section.get("kind") == "client"
+        rows = [["client (against ours)" if client else "server", *(header for header, _ in columns)]]
         for name in section["servers"]:
             medians = section["median"].get(name, {})
-            label = meta["servers"].get(name, name)
+            label = section["labels"].get(name, name) if client else meta["servers"].get(name, name)
             rows.append([label, *(cell(name, medians, section) for _, cell in columns)])
         lines += _grid(rows)
         for name, rounds_ in section["rounds"].items():
@@ -298,6 +378,8 @@ def render(doc: dict[str, Any]) -> str:
                     lines.append(f"  ! {name}: {figures['failed']}")
         for name, why in section.get("warmup_failures", {}).items():
             lines.append(f"  ! {name} warm-up: {why}")
+        for name, why in section.get("skipped", {}).items():
+            lines.append(f"  note: {name} {why}")
     if doc.get("bars"):
         lines += ["", "the goals (ours; ratios of the medians of this run, then of the rounds paired)"]
         for bar in doc["bars"]:

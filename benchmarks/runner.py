@@ -9,6 +9,7 @@ in count and in time, so a run stops by itself.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -22,6 +23,7 @@ from typing import Any
 
 from picows import WSError
 
+from .clients import CLIENT_SCENARIOS, CLIENTS, ClientScenario, Load, available, measure
 from .errors import BenchError
 from .scenarios import SCENARIOS, Scenario, Sizes, describe
 from .servers import CATALOG, availability, ensure_node_peer, node_versions, running
@@ -30,6 +32,8 @@ __all__ = ["Plan", "machine", "run"]
 
 _PACKAGES = (
     "websockets",
+    "uvloop",
+    "jsonrpc-websocket",
     "picows",
     "orjson",
     "jsonrpcserver",
@@ -71,10 +75,11 @@ def _git(*args: str) -> str:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit measured, and whether rpc_server/ differed from it."""
+    """The commit measured, and whether rpc_server/ or rpc_client/ differed from it."""
     return {
         "commit": _git("rev-parse", "--short", "HEAD"),
         "rpc_server_modified": bool(_git("status", "--porcelain", "--", "rpc_server")),
+        "rpc_client_modified": bool(_git("status", "--porcelain", "--", "rpc_client")),
     }
 
 
@@ -155,6 +160,70 @@ async def _measure(scenario: Scenario, plan: Plan, progress: Callable[[str], Non
     }
 
 
+def client_load(sizes: Sizes) -> Load:
+    """The client scenarios' sizes, taken from the server scenarios' own."""
+    return Load(
+        calls=sizes.throughput_calls,
+        window=sizes.window,
+        sequential=sizes.latency_calls,
+        batch_size=sizes.batch_size,
+        batch_repeats=sizes.batch_repeats,
+        timeout=sizes.timeout,
+    )
+
+
+async def _measure_clients(scenario: ClientScenario, plan: Plan, progress: Callable[[str], None]) -> dict[str, Any]:
+    """The clients, interleaved round by round, against one server of ours started for the scenario."""
+    load = client_load(plan.sizes)
+    mode = scenario.mode
+    skipped = {name: why for name in CLIENTS if (why := available(name)) is not None}
+    specs = [spec for name, spec in CLIENTS.items() if mode in spec.modes and name not in skipped]
+    raw: dict[str, list[dict[str, Any]]] = {spec.name: [] for spec in specs}
+    warmup_failures: dict[str, str] = {}
+    processes: list[dict[str, Any]] = []
+    title = f"{scenario.number} {scenario.title(load)}"
+    progress(f"{title}: starting ours")
+    warm = dataclasses.replace(load, calls=min(load.calls, 2000), sequential=min(load.sequential, 200), batch_repeats=1)
+
+    def start_failed(name: str, why: str) -> None:
+        for rounds in raw.values():
+            rounds.append({"failed": f"the server did not start: {why}"})
+
+    with running([CATALOG["ours"]], False, plan.log_dir, start_failed) as servers:
+        for server in servers:
+            processes.append({"server": server.spec.name, "pid": server.pid, "url": server.url})
+            for spec in specs:
+                progress(f"{title}: warming up {spec.name}")
+                try:
+                    await measure(spec, server.url, mode, warm)
+                except Exception as exc:  # a client's own failure is a figure of the run, not its end
+                    warmup_failures[spec.name] = f"{type(exc).__name__}: {exc}"
+            for r in range(plan.sizes.rounds):
+                for spec in specs:
+                    progress(f"{title}: round {r + 1}/{plan.sizes.rounds} · {spec.name}")
+                    if not server.alive():
+                        raw[spec.name].append({"failed": f"the server process exited: {server.log_tail()}"})
+                        continue
+                    try:
+                        raw[spec.name].append(await measure(spec, server.url, mode, load))
+                    except Exception as exc:  # as above: recorded, and the run goes on
+                        raw[spec.name].append({"failed": f"{type(exc).__name__}: {exc}"})
+            server.stop()
+    for record, server in zip(processes, servers, strict=True):
+        record["returncode"] = server.returncode
+    return {
+        "title": title,
+        "kind": "client",
+        "servers": [spec.name for spec in specs],
+        "labels": {spec.name: spec.label for spec in specs},
+        "skipped": skipped,
+        "compression": False,
+        "rounds": raw,
+        "processes": processes,
+        "warmup_failures": warmup_failures,
+    }
+
+
 async def run(plan: Plan, progress: Callable[[str], None], note: Callable[[str], None]) -> dict[str, Any]:
     """Run the plan; give the raw figures with what they were measured on.
 
@@ -185,6 +254,10 @@ async def run(plan: Plan, progress: Callable[[str], None], note: Callable[[str],
     if "node" in runnable:
         doc["meta"]["versions"].update(node_versions())
     for key in plan.scenarios:
+        if key in CLIENT_SCENARIOS:
+            if "ours" in runnable:
+                doc["scenarios"][key] = await _measure_clients(CLIENT_SCENARIOS[key], plan, progress)
+            continue
         doc["scenarios"][key] = await _measure(SCENARIOS[key], plan, progress)
     doc["meta"]["load_average_at_end"] = list(os.getloadavg())
     return doc

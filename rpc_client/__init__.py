@@ -10,13 +10,16 @@ Server push, on this project's server: ``async for part in client.stream("count"
 ``async with client.subscribe("clock") as events: async for event in events``;
 cancelling the task awaiting a call cancels it on the server.
 
-The layers: :mod:`.client` (the asyncio client, its reader task and
-reconnection), :mod:`.batch`, :mod:`.streams` and :mod:`.subscription`;
+The layers, each depending only on those below it: :mod:`.cli`;
+:mod:`.sync` (the blocking facade); :mod:`.client` (the public asyncio
+client); :mod:`.batch`, :mod:`.streams` and :mod:`.subscription`, built on
+the :class:`~rpc_client.exchange.Exchange` of :mod:`.exchange`, which
+:mod:`.session` (connecting, reconnecting, the calls' fast path) provides;
 :mod:`.messages`, :mod:`.pending` and :mod:`.push` (building requests,
 matching answers and pushed notifications to callers; no I/O);
-:mod:`.transport` (the boundary) with :mod:`.websocket` and :mod:`.memory`
-under it; :mod:`.sync` (the blocking facade); :mod:`.backoff`, :mod:`.errors`
-and :mod:`.cli`.
+:mod:`.transport` (the boundary) with :mod:`.websocket` (the default),
+:mod:`.websockets_asyncio` and :mod:`.memory` under it; :mod:`.url`,
+:mod:`.backoff` and :mod:`.errors`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .errors import (
     ClientClosedError,
     ConnectError,
     ConnectionLost,
+    InvalidURL,
     ProtocolError,
     RpcClientError,
     RpcConnectionError,
@@ -41,7 +45,7 @@ from .memory import MemoryConnector, MemoryTransport
 from .messages import Params, unwrap
 from .push import Event
 from .subscription import Subscription
-from .sync import SyncClient, SyncSubscription, connect_sync
+from .sync import SyncBatch, SyncClient, SyncSubscription, connect_sync
 from .transport import Connector, Transport
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "Connector",
     "Error",
     "Event",
+    "InvalidURL",
     "MemoryConnector",
     "MemoryTransport",
     "Ok",
@@ -68,6 +73,7 @@ __all__ = [
     "RpcError",
     "StreamError",
     "Subscription",
+    "SyncBatch",
     "SyncClient",
     "SyncSubscription",
     "Transport",

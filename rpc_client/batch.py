@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .messages import Params, message, outcome_value, params_from
+from jsonrpcclient import Error, Ok
 
-if TYPE_CHECKING:
-    from .client import Client
+from .errors import ProtocolError
+from .exchange import Entry, Exchange
+from .messages import outcome_from, outcome_value, params_from, request_object
 
 __all__ = ["Batch", "BatchCall"]
 
@@ -17,16 +18,16 @@ __all__ = ["Batch", "BatchCall"]
 class BatchCall:
     """One call of a :class:`Batch`: its outcome, once the batch is answered."""
 
-    __slots__ = ("_done", "_outcome", "method")
+    __slots__ = ("_at", "_batch", "method")
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, batch: Batch, at: int) -> None:
         self.method = method
-        self._done = False
-        self._outcome: Any = None
+        self._batch = batch
+        self._at = at
 
     @property
     def done(self) -> bool:
-        return self._done
+        return self._batch._outcomes is not None
 
     def result(self) -> Any:
         """The call's result.
@@ -36,49 +37,45 @@ class BatchCall:
             ProtocolError: the server did not answer it properly.
             asyncio.InvalidStateError: the batch has not been answered.
         """
-        if not self._done:
+        if self._batch._outcomes is None:
             raise asyncio.InvalidStateError(f"the batch holding {self.method!r} has not been answered")
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        return self._outcome
-
-    def _settle(self, outcome: Any) -> None:
-        self._outcome = outcome
-        self._done = True
+        outcome = self._batch._value(self._at)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
 
 class Batch:
     """Calls and notifications gathered, then sent as one JSON-RPC batch by :meth:`send`.
 
     Made by :meth:`Client.batch`; in an ``async with`` block it is sent when the
-    block ends without an exception.
+    block ends without an exception. Each call's answer is read when its
+    :meth:`BatchCall.result` is asked for (or :meth:`send` gives them all).
     """
 
-    def __init__(self, client: Client, timeout: float | None = None) -> None:
-        self._client = client
+    def __init__(self, exchange: Exchange, timeout: float | None = None) -> None:
+        self._exchange = exchange
         self._timeout = timeout
-        self._entries: list[tuple[str, Params, bool]] = []
-        self._calls: list[BatchCall] = []
+        self._entries: list[Entry] = []
+        self._calls = 0
+        self._outcomes: list[Any] | None = None  # the answers, in the order of the calls, once in
         self._sent = False
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> BatchCall:
         """Add a call; its :meth:`BatchCall.result` is there once the batch is answered.
 
         Raises:
-            TypeError: params given both by position and by name.
+            TypeError: params given both by position and by name, or not a list or dict (nothing is added).
         """
-        params = params_from(args, kwargs)
-        message(method, params, 0)  # check it now, where the mistake is
-        self._entries.append((method, params, True))
-        handle = BatchCall(method)
-        self._calls.append(handle)
+        # Checked now, where the mistake is; the batch gives it an id when it is sent.
+        self._entries.append((request_object(method, params_from(args, kwargs), None), True))
+        handle = BatchCall(method, self, self._calls)
+        self._calls += 1
         return handle
 
     def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Add a notification."""
-        params = params_from(args, kwargs)
-        message(method, params, None)
-        self._entries.append((method, params, False))
+        self._entries.append((request_object(method, params_from(args, kwargs), None), False))
 
     async def send(self) -> list[Any]:
         """Send the batch and wait for its answers; returns them as :meth:`Client.batch_call` does.
@@ -86,13 +83,24 @@ class Batch:
         Raises:
             RuntimeError: the batch was already sent.
         """
+        await self._send()
+        return [self._value(at) for at in range(self._calls)]
+
+    async def _send(self) -> None:
         if self._sent:
             raise RuntimeError("this batch was already sent")
         self._sent = True
-        results = [outcome_value(outcome) for outcome in await self._client._send_batch(self._entries, self._timeout)]
-        for handle, outcome in zip(self._calls, results, strict=True):
-            handle._settle(outcome)
-        return results
+        self._outcomes = await self._exchange.send_batch(self._entries, self._timeout, raw=True)
+
+    def _value(self, at: int) -> Any:
+        """A call's outcome as a value, read from its answer on first asking."""
+        assert self._outcomes is not None
+        outcome = self._outcomes[at]
+        if isinstance(outcome, ProtocolError):
+            return outcome
+        if isinstance(outcome, Ok | Error):  # the batch went the general way
+            return outcome_value(outcome)
+        return outcome_value(outcome_from(outcome))  # the member's answer as the server sent it
 
     async def __aenter__(self) -> Batch:
         return self
@@ -101,4 +109,4 @@ class Batch:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
-            await self.send()
+            await self._send()

@@ -17,20 +17,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from jsonrpcclient import Error, Ok
 
-from . import describe, streams
-from .client import DEFAULT_TIMEOUT, Client
-from .errors import CallTimeout, ConnectError, ProtocolError, RpcConnectionError, RpcError
-from .messages import Params
-from .pending import Response
+from . import describe
+from .client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Client
+from .errors import CallTimeout, ConnectError, InvalidURL, ProtocolError, RpcConnectionError, RpcError
+from .messages import Params, Response
 from .progress import ProgressDisplay
+from .url import check_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -62,6 +64,7 @@ EXIT_INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 EXIT_BROKEN_PIPE = 141  # and for one ended by SIGPIPE: the reader of stdout went away
 
 PROG = "rpc-client"
+MODULE_PROG = "python -m rpc_client"
 
 EPILOG = """\
 examples:
@@ -120,23 +123,41 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def invoked_as(argv0: str | None = None) -> str:
+    """The program's name as the user typed it: ``python -m rpc_client``, or the console script's name."""
+    path = Path(sys.argv[0] if argv0 is None else argv0)
+    if path.name == "__main__.py" and path.parent.name == "rpc_client":
+        return MODULE_PROG
+    if path.name.startswith("rpc-client"):
+        return path.name
+    return PROG  # called as a function (tests, embedding): the console script's name
+
+
+# argparse names a type's function in its message ("invalid _seconds value"): these say it in words.
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser; ``prog`` is how the program names itself in usage and error lines."""
     parser = argparse.ArgumentParser(
-        prog="python -m rpc_client",
+        prog=prog,
         description="Call a JSON-RPC 2.0 method over WebSocket and print its result.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -150,7 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="how long to wait for the answer (default %(default)g)",
+        help="how long the whole command may take, connecting included; with --subscribe, "
+        "until subscribed (default %(default)g)",
+    )
+    add(
+        "--connect-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"how long connecting may take (default {DEFAULT_CONNECT_TIMEOUT:g}, or --timeout if shorter)",
     )
     add("--notify", action="store_true", help="send a notification: no id, no answer, nothing printed")
     add("--json", action="store_true", help="print the whole response object instead of the result")
@@ -174,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --stream, which needs it, the reports are not shown)",
     )
     add(
+        "--loop",
+        default="asyncio",
+        choices=["asyncio", "uvloop"],
+        help="the event loop: uvloop is faster, and needs pip install 'rpc-tools[speed]' (default %(default)s)",
+    )
+    add(
         "--log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
@@ -183,9 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line param: its JSON value when it is JSON, else the text itself."""
+    """A command-line param: its JSON value when it is JSON, else the text itself.
+
+    Raises:
+        UsageError: a number too large for JSON's numbers (a double), such as 1e400.
+    """
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return _loads(text)
     except ValueError:
         return text
 
@@ -193,6 +231,18 @@ def parse_value(text: str) -> Any:
 def _not_json(name: str) -> Any:
     # json.loads accepts NaN and Infinity, which are not JSON: keep them as strings.
     raise ValueError(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise UsageError(f"the number {text} is out of range: JSON numbers are doubles, at most about 1.8e308")
+    return value
+
+
+def _loads(text: str) -> Any:
+    """JSON as a call may carry it: no NaN or Infinity (ValueError), no number past a double's range (UsageError)."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
 
 
 def parse_params(args: Sequence[str]) -> Params:
@@ -224,7 +274,7 @@ def read_batch(source: TextIO, name: str = "the batch") -> list[tuple[str, Param
     text = source.read()
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text)
+            items = _loads(text)
         except ValueError as exc:
             raise UsageError(f"{name}: not a JSON array: {exc}") from None
         entries = [(f"{name}: item {i}", item) for i, item in enumerate(items, 1)]
@@ -234,9 +284,11 @@ def read_batch(source: TextIO, name: str = "the batch") -> list[tuple[str, Param
             if not line.strip():
                 continue
             try:
-                entries.append((f"{name}, line {number}", json.loads(line)))
+                entries.append((f"{name}, line {number}", _loads(line)))
             except ValueError as exc:
                 raise UsageError(f"{name}, line {number}: not JSON: {exc}") from None
+            except UsageError as exc:
+                raise UsageError(f"{name}, line {number}: {exc}") from None
     calls = [_batch_call(where, item) for where, item in entries]
     if not calls:
         raise UsageError(f"{name} holds no calls")
@@ -359,9 +411,13 @@ async def _stream(client: Client, method: str, params: Params, args: argparse.Na
     display = ProgressDisplay(method)
     received = 0
     try:
-        # streams.parts takes params as they go on the wire, so a param may be named "timeout".
         progress = None if args.no_progress else display  # a stream always opts in; --no-progress hides the reports
-        async with contextlib.aclosing(streams.parts(client, method, params, None, progress)) as parts:
+        stream = (
+            client.stream(method, **params, progress=progress)
+            if isinstance(params, dict)
+            else client.stream(method, *(params or ()), progress=progress)
+        )
+        async with contextlib.aclosing(stream) as parts:
             async for part in parts:
                 display.print(_json(part))
                 received += 1
@@ -375,10 +431,13 @@ async def _stream(client: Client, method: str, params: Params, args: argparse.Na
     return EXIT_OK
 
 
-async def _subscribe(client: Client, topic: str, params: Params, args: argparse.Namespace) -> int:
+async def _subscribe(
+    client: Client, topic: str, params: Params, args: argparse.Namespace, subscribed: Callable[[], None]
+) -> int:
     taken = 0
     try:
         async with client.subscribe(topic, params or None) as events:
+            subscribed()
             async for event in events:
                 if args.json:
                     line: dict[str, Any] = {"subscription": event.subscription, "topic": event.topic}
@@ -388,7 +447,7 @@ async def _subscribe(client: Client, topic: str, params: Params, args: argparse.
                     print(_json(line), flush=True)
                 else:
                     if event.dropped:
-                        print(f"{PROG}: {event.dropped} event(s) lost before this one", file=sys.stderr)
+                        print(f"{args.prog}: {event.dropped} event(s) lost before this one", file=sys.stderr)
                     print(_json(event.data), flush=True)
                 taken += 1
                 if args.max is not None and taken >= args.max:
@@ -396,7 +455,7 @@ async def _subscribe(client: Client, topic: str, params: Params, args: argparse.
     except RpcError as exc:
         print(_error_line(exc.code, exc.message, exc.data), file=sys.stderr)
         return EXIT_RPC_ERROR
-    print(f"{PROG}: the server ended the subscription: {events.reason}", file=sys.stderr)
+    print(f"{args.prog}: the server ended the subscription: {events.reason}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -424,14 +483,14 @@ async def _batch(client: Client, calls: list[tuple[str, Params]], as_json: bool,
     return status
 
 
-async def _discover(client: Client, method: str | None, url: str | None) -> int:
+async def _discover(client: Client, method: str | None, url: str | None, prog: str) -> int:
     try:
         print(describe.render(await client.discover(), method, url), end="")
     except RpcError as exc:
         print(f"{_error_line(exc.code, exc.message, exc.data)} (does the server offer rpc.discover?)", file=sys.stderr)
         return EXIT_RPC_ERROR
     except KeyError:
-        print(f"{PROG}: the server has no method or topic {method!r}; --list shows them", file=sys.stderr)
+        print(f"{prog}: the server has no method or topic {method!r}; --list shows them", file=sys.stderr)
         return EXIT_RPC_ERROR
     return EXIT_OK
 
@@ -460,37 +519,98 @@ async def _demo(client: Client) -> int:
     return status
 
 
+def _what(args: argparse.Namespace, calls: list[tuple[str, Params]] | None) -> str:
+    """The command's work, for a timeout's message."""
+    if args.demo:
+        return "the demo's calls"
+    if calls is not None:
+        return f"the batch of {len(calls)}"
+    if args.notify:
+        return f"notification {args.method!r}"
+    if args.subscribe:
+        return f"rpc.subscribe to {args.method!r}"
+    return repr(args.method)
+
+
 async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None, params: Params) -> int:
+    """The command, within --timeout from its start, connecting included."""
     refused = Refusals()
-    async with Client(args.url, timeout=args.timeout, on_unmatched_error=refused) as client:
-        if args.demo:
-            return await _demo(client)
-        if args.list or args.describe:
-            return await _discover(
-                client, args.describe, None if args.url == _env("RPC_URL", DEFAULT_URL) else args.url
-            )
-        if calls is not None:
-            return await _batch(client, calls, args.json, refused)
-        if args.stream:
-            return await _stream(client, args.method, params, args)
-        if args.subscribe:
-            return await _subscribe(client, args.method, params, args)
-        return await _one(client, args.method, params, args, refused)
+    options: dict[str, Any] = {} if args.connect_timeout is None else {"connect_timeout": args.connect_timeout}
+    client = Client(args.url, timeout=args.timeout, on_unmatched_error=refused, **options)
+    whole = asyncio.timeout(args.timeout)
+    try:
+        async with whole:
+            await client.connect()
+            return await _work(client, args, calls, params, refused, lambda: whole.reschedule(None))
+    except TimeoutError:
+        if not whole.expired():
+            raise
+        if not client.connected:
+            raise ConnectError(
+                f"cannot connect to {args.url}: no WebSocket connection within {args.timeout:g} s"
+            ) from None
+        raise CallTimeout(f"no answer to {_what(args, calls)} within {args.timeout:g} s ({args.url})") from None
+    finally:
+        await client.close()
+
+
+async def _work(
+    client: Client,
+    args: argparse.Namespace,
+    calls: list[tuple[str, Params]] | None,
+    params: Params,
+    refused: Refusals,
+    unbounded: Callable[[], None],
+) -> int:
+    if args.demo:
+        return await _demo(client)
+    if args.list or args.describe:
+        url = None if args.url == _env("RPC_URL", DEFAULT_URL) else args.url
+        return await _discover(client, args.describe, url, args.prog)
+    if calls is not None:
+        return await _batch(client, calls, args.json, refused)
+    if args.stream:
+        return await _stream(client, args.method, params, args)
+    if args.subscribe:
+        return await _subscribe(client, args.method, params, args, unbounded)
+    return await _one(client, args.method, params, args, refused)
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:
     parser.print_usage(sys.stderr)
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """How to run the command: on asyncio's default loop, or on uvloop's.
+
+    Raises:
+        UsageError: uvloop was asked for and is not installed.
+    """
+    if name != "uvloop":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        raise UsageError("--loop uvloop needs uvloop: pip install 'rpc-tools[speed]'") from None
+
+    def run(main: Coroutine[Any, Any, int]) -> int:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
+    parser = build_parser(invoked_as())
+    prog = parser.prog
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse has already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.prog = prog
     modes = sum((args.demo, args.batch is not None, args.method is not None, args.list, args.describe is not None))
     if modes != 1:
         return _usage(
@@ -505,10 +625,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage(parser, f"{flag} needs a METHOD (for --subscribe, a topic) and no --notify")
     if args.max is not None and not (args.stream or args.subscribe):
         return _usage(parser, "--max goes with --stream or --subscribe")
-    logging.basicConfig(level=args.log_level.upper(), format=f"{PROG}: %(message)s")
+    try:
+        check_url(args.url)
+    except InvalidURL as exc:
+        return _usage(parser, f"--url: {exc}")
     calls: list[tuple[str, Params]] | None = None
     params: Params = None
     try:
+        run = _runner(args.loop)
         if args.batch == "-":
             calls = read_batch(sys.stdin, "stdin")
         elif args.batch is not None:
@@ -516,24 +640,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 calls = read_batch(source, args.batch)
         else:
             params = parse_params(args.params)
+            if args.stream and isinstance(params, dict) and {"timeout", "progress"} & params.keys():
+                raise UsageError("with --stream, params cannot be named timeout or progress: give them by position")
     except UsageError as exc:
         return _usage(parser, str(exc))
     except OSError as exc:
         return _usage(parser, f"cannot read {args.batch}: {exc.strerror or exc}")
+    logging.basicConfig(level=args.log_level.upper(), format=f"{prog}: %(message)s")
     try:
-        return asyncio.run(_run(args, calls, params))
+        return run(_run(args, calls, params))
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RpcConnectionError as exc:
-        hint = "; is the server running? Start one with: python -m rpc_server" if isinstance(exc, ConnectError) else ""
-        print(f"{PROG}: {exc}{hint}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, ConnectError) and exc.refused:
+            hint = "; is the server running? Start one with: python -m rpc_server"
+        print(f"{prog}: {exc}{hint}", file=sys.stderr)
         return EXIT_CONNECTION
     except CallTimeout as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_TIMEOUT
     except ProtocolError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_RPC_ERROR
     except BrokenPipeError:
         # Whoever read our output has gone (`| head -1`): stop quietly, as Unix tools do.

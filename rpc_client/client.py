@@ -1,9 +1,15 @@
 """The asyncio client: one connection, many concurrent calls, each answer to its own caller.
 
-``jsonrpcclient`` builds the requests and parses the answers; a
-:class:`~rpc_client.transport.Transport` (WebSocket by default) carries them;
-:class:`~rpc_client.pending.PendingCalls` matches them by id. One reader task
-per connection feeds every message it receives to that table.
+:mod:`.messages` builds the requests and reads the answers; a
+:class:`~rpc_client.transport.Transport` (WebSocket by default,
+:mod:`.websocket`) carries them; :class:`~rpc_client.pending.PendingCalls`
+matches them by id. The engine under this class is
+:class:`~rpc_client.session.Session`; this module is the public face.
+
+The URL is checked when the client is made (with the default connector):
+one that cannot name a WebSocket server raises :class:`InvalidURL` there.
+Connecting takes at most ``connect_timeout`` seconds; when it is not given,
+10 s or the call timeout, whichever is shorter.
 
 Connection loss, and reconnecting (``reconnect=True``):
 
@@ -39,10 +45,7 @@ Server push (the server's ``rpc.*`` convention, see ``rpc_server/session.py``):
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import math
+import enum
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -50,30 +53,36 @@ from typing import Any
 from . import streams
 from .backoff import Backoff
 from .batch import Batch
-from .errors import (
-    CallTimeout,
-    ClientClosedError,
-    ConnectError,
-    ConnectionLost,
-    ProtocolError,
-    RpcClientError,
-    RpcConnectionError,
-)
-from .messages import Params, batch_pair, cancel_message, dumps, message, outcome_value, params_from, unwrap
-from .pending import PendingCalls, Response
-from .push import DEFAULT_EVENT_BUFFER, Inbox, ProgressCallback
+from .errors import ProtocolError
+from .messages import Params, Response, batch_pair, outcome_value, params_from, request_object, unwrap
+from .push import DEFAULT_EVENT_BUFFER, ProgressCallback
+from .session import Session
 from .subscription import Subscription
-from .transport import Connector, Transport
+from .transport import Connector
+from .url import check_url
 from .websocket import connect as websocket_connect
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "Client"]
-
-logger = logging.getLogger("rpc_client")
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "Client", "session_of"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-# How long close() lets rpc.cancel messages still being sent go out before it closes the connection.
-_FLUSH_TIMEOUT = 1.0
+
+
+class _Default(enum.Enum):
+    """The marker of a connect_timeout not given: 10 s, or the call timeout if shorter."""
+
+    CONNECT_TIMEOUT = "DEFAULT_CONNECT_TIMEOUT, or timeout if shorter"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+def _connect_timeout(given: float | _Default | None, timeout: float | None) -> float | None:
+    if given is not _Default.CONNECT_TIMEOUT:
+        return given
+    if timeout is None:
+        return DEFAULT_CONNECT_TIMEOUT
+    return min(DEFAULT_CONNECT_TIMEOUT, timeout)
 
 
 class Client:
@@ -104,85 +113,96 @@ class Client:
         url: str,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: float | _Default | None = _Default.CONNECT_TIMEOUT,
         reconnect: bool = False,
         backoff: Backoff | None = None,
         connector: Connector | None = None,
         send_cancel: bool = True,
         on_unmatched_error: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.url = url
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.reconnect = reconnect
-        self.backoff = backoff if backoff is not None else Backoff()
-        self._connector: Connector = connector if connector is not None else websocket_connect
-        self.send_cancel = send_cancel
-        self._pending = PendingCalls(on_orphan=self._end_orphan, on_unmatched_error=on_unmatched_error)
-        self._background: set[asyncio.Task[None]] = set()  # rpc.cancel and the like, on their way out
-        self._transport: Transport | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._reconnecting: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()  # set, then replaced, whenever the connection comes or goes
-        self._not_connected: tuple[type[RpcConnectionError], str] = (
-            RpcConnectionError,
-            f"the client is not connected to {url}: use 'async with Client(url)' or 'await client.connect()' first",
+        if connector is None:
+            check_url(url)  # where the mistake is: no connection attempt could mend it
+        self._session = Session(
+            url,
+            timeout=timeout,
+            connect_timeout=_connect_timeout(connect_timeout, timeout),
+            reconnect=reconnect,
+            backoff=backoff if backoff is not None else Backoff(),
+            connector=connector if connector is not None else websocket_connect,
+            send_cancel=send_cancel,
+            on_unmatched_error=on_unmatched_error,
         )
-        self._closed = False
 
     # -- state -----------------------------------------------------------------
 
     @property
+    def url(self) -> str:
+        """The server's endpoint."""
+        return self._session.url
+
+    @property
+    def timeout(self) -> float | None:
+        """The default timeout of a call, in seconds; None waits forever. It may be changed."""
+        return self._session.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._session.timeout = value
+
+    @property
+    def connect_timeout(self) -> float | None:
+        """How long opening a connection may take, in seconds; None: as long as the system allows."""
+        return self._session.connect_timeout
+
+    @connect_timeout.setter
+    def connect_timeout(self, value: float | None) -> None:
+        self._session.connect_timeout = value
+
+    @property
+    def reconnect(self) -> bool:
+        """Whether the client reconnects when the connection drops."""
+        return self._session.reconnect
+
+    @property
+    def backoff(self) -> Backoff:
+        """The delays between reconnection attempts."""
+        return self._session.backoff
+
+    @property
+    def send_cancel(self) -> bool:
+        """Whether a call its caller abandoned is cancelled on the server (``rpc.cancel``). It may be changed."""
+        return self._session.send_cancel
+
+    @send_cancel.setter
+    def send_cancel(self, value: bool) -> None:
+        self._session.send_cancel = value
+
+    @property
     def connected(self) -> bool:
         """Whether a connection is open now."""
-        return self._transport is not None
+        return self._session.link is not None
 
     @property
     def in_flight(self) -> int:
         """Calls sent and not yet answered (a batch counts each of its calls)."""
-        return len(self._pending)
+        return len(self._session.pending)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def connect(self) -> None:
         """Open the connection (``async with`` does it for you); a no-op when open.
 
+        It takes at most ``connect_timeout`` seconds, and is not retried.
+
         Raises:
-            ConnectError: it cannot be opened.
+            ConnectError: it cannot be opened; ``refused`` is True when nothing listens there.
             ClientClosedError: the client is closed.
         """
-        if self._closed:
-            raise ClientClosedError(f"the client for {self.url} is closed")
-        if self._transport is not None:
-            return
-        transport = await self._open()
-        # The client may have been closed, or connected by another task, while this one was opening.
-        if self._closed or self._transport is not None:
-            await transport.close()
-            if self._closed:
-                raise ClientClosedError(f"the client for {self.url} was closed while connecting")
-            return
-        self._attach(transport)
+        await self._session.connect()
 
     async def close(self) -> None:
         """Close the connection; calls still waiting fail with :class:`ClientClosedError`."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._reconnecting is not None:
-            await _cancel_and_wait(self._reconnecting)
-        self._pending.fail_all(ClientClosedError(f"the client for {self.url} was closed before the answer came"))
-        self._wake()
-        if self._background:
-            # Let rpc.cancel for the calls just abandoned (Ctrl-C) reach the server before the close does.
-            _, still_sending = await asyncio.wait(self._background, timeout=_FLUSH_TIMEOUT)
-            for task in still_sending:
-                task.cancel()
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.close()
-        if self._reader is not None:
-            await _cancel_and_wait(self._reader)
+        await self._session.close()
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -232,7 +252,23 @@ class Client:
             ProtocolError: the server's answer (or a progress report) is not JSON-RPC 2.0
                 as this client reads it; StreamError, when parts were lost.
         """
-        return unwrap(await self.request(method, params_from(args, kwargs), timeout=timeout, progress=progress))
+        params = params_from(args, kwargs)
+        if progress is not None:
+            return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
+        session = self._session
+        link = session.link
+        if link is None:  # connecting, or reconnecting: the session's general way waits for it
+            return unwrap(await session.request(method, params, timeout))
+        # The fast way, awaited right here: one coroutine a call (the caller's), not two.
+        id, future, timer = session.send_call(link, method, params, timeout)
+        try:
+            response = await future
+        except BaseException:
+            session.let_go(link, id, timer, future)  # cancelled or timed out: rpc.cancel if it still runs
+            raise
+        if timer is not None:
+            timer.cancel()
+        return unwrap(response)
 
     async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The server's OpenRPC document (``rpc.discover``): the methods this caller may call, and its topics."""
@@ -253,14 +289,8 @@ class Client:
         rather than raising for a JSON-RPC error. Raises as :meth:`call` does otherwise.
         """
         if progress is not None:
-            return await streams.request_with_progress(self, method, params, timeout, progress)
-        id = self._pending.next_id()
-        text = dumps(message(method, params, id))
-        responses = await self._exchange(text, [id], f"{method!r}", timeout)
-        outcome = responses[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+            return await streams.request_with_progress(self._session, method, params, timeout, progress)
+        return await self._session.request(method, params, timeout)
 
     def stream(
         self,
@@ -295,7 +325,7 @@ class Client:
                 was lost, or the method does not stream).
             CallTimeout, RpcConnectionError, ProtocolError, TypeError: as for :meth:`call`.
         """
-        return streams.parts(self, method, params_from(args, kwargs), timeout, progress)
+        return streams.parts(self._session, method, params_from(args, kwargs), timeout, progress)
 
     def subscribe(
         self,
@@ -329,7 +359,7 @@ class Client:
         """
         if params is not None and named:
             raise TypeError("give the topic's params as one dict or list, or by name, not both")
-        return Subscription(self, topic, named or params, timeout=timeout, buffer=buffer)
+        return Subscription(self._session, topic, named or params, timeout=timeout, buffer=buffer)
 
     async def notify(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
         """Send a notification: no id, and no answer is awaited or will come.
@@ -342,8 +372,7 @@ class Client:
 
     async def notification(self, method: str, params: Params = None, *, timeout: float | None = None) -> None:
         """:meth:`notify`, with params as they go on the wire (a list, a dict, or None)."""
-        text = dumps(message(method, params, None))
-        await self._exchange(text, [], f"notification {method!r}", timeout)
+        await self._session.notify(method, params, timeout)
 
     async def batch_call(self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None) -> list[Any]:
         """Send ``(method, params)`` pairs as one JSON-RPC batch; return their outcomes in that order.
@@ -364,7 +393,8 @@ class Client:
         self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None
     ) -> list[Response | ProtocolError]:
         """:meth:`batch_call`, with each answer as jsonrpcclient's ``Ok`` or ``Error`` (as :meth:`request`)."""
-        return await self._send_batch([(*batch_pair(call), True) for call in calls], timeout)
+        entries = [(request_object(*batch_pair(call), None), True) for call in calls]
+        return await self._session.send_batch(entries, timeout)
 
     def batch(self, *, timeout: float | None = None) -> Batch:
         """A batch to fill in an ``async with`` block; it is sent when the block ends.
@@ -372,197 +402,9 @@ class Client:
         ``async with client.batch() as batch: product = batch.call("multiply", 3, 4)``,
         then ``product.result()`` after the block.
         """
-        return Batch(self, timeout)
-
-    # -- internals: push ---------------------------------------------------------
-
-    def _cancel_on_server(self, transport: Transport, ids: list[int]) -> None:
-        """Tell the server to stop calls nobody waits for any more, without waiting or failing."""
-        if ids and self.send_cancel:
-            self._send_in_background(transport, dumps(cancel_message(ids)), f"rpc.cancel for {ids}")
-
-    def _end_orphan(self, subscription: Any) -> None:
-        """End a subscription whose subscribe call was abandoned before its answer came."""
-        if self._transport is not None:
-            text = dumps(message("rpc.unsubscribe", {"subscription": subscription}, None))
-            self._send_in_background(self._transport, text, f"rpc.unsubscribe for {subscription!r}")
-
-    def _send_in_background(self, transport: Transport, text: str, what: str) -> None:
-        # Only on the connection the call was made on: a new one's server never heard of its id.
-        if self._closed or transport is not self._transport:
-            return
-        task = asyncio.get_running_loop().create_task(_send_quietly(transport, text, what))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    # -- internals -------------------------------------------------------------
-
-    def _seconds(self, timeout: float | None) -> float | None:
-        seconds = self.timeout if timeout is None else timeout
-        return None if seconds is not None and math.isinf(seconds) else seconds
-
-    async def _send_batch(
-        self, entries: list[tuple[str, Params, bool]], timeout: float | None
-    ) -> list[Response | ProtocolError]:
-        if not entries:
-            return []  # an empty array is an invalid request: send nothing
-        ids: list[int] = []
-        messages = []
-        for method, params, expects_answer in entries:
-            id = self._pending.next_id() if expects_answer else None
-            messages.append(message(method, params, id))
-            if id is not None:
-                ids.append(id)
-        text = dumps(messages)
-        outcomes = await self._exchange(text, ids, f"a batch of {len(entries)}", timeout)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, ProtocolError):
-                raise outcome  # the connection, not this member: the whole batch fails
-        return outcomes  # type: ignore[return-value]
-
-    async def _exchange(
-        self,
-        text: str,
-        ids: list[int],
-        what: str,
-        timeout: float | None,
-        listener: Inbox | None = None,
-        subscription: bool = False,
-    ) -> list[Response | BaseException]:
-        """Send ``text`` and await the answers to ``ids`` (none for notifications), within the timeout.
-
-        If the wait is cancelled (by the caller, or by the timeout), the calls
-        not yet answered are cancelled on the server too.
-        """
-        seconds = self._seconds(timeout)
-        deadline = asyncio.timeout(seconds)
-        stage = "no connection to send"
-        try:
-            async with deadline:
-                transport = await self._connection()
-                stage = "no answer to"
-                if not ids:
-                    await transport.send(text)
-                    return []
-                with self._pending.expecting(ids, listener=listener, subscription=subscription) as futures:
-                    try:
-                        await transport.send(text)
-                        if len(futures) == 1:
-                            return [await futures[0]]
-                        return await asyncio.gather(*futures, return_exceptions=True)
-                    except asyncio.CancelledError:
-                        # Awaiting a future and being cancelled cancels the future too: that is no answer.
-                        unanswered = [id for id, f in zip(ids, futures, strict=True) if f.cancelled() or not f.done()]
-                        self._cancel_on_server(transport, unanswered)
-                        raise
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            raise CallTimeout(f"{stage} {what} within {seconds:g} s ({self.url})") from None
-
-    async def _connection(self) -> Transport:
-        while True:
-            if self._closed:
-                raise ClientClosedError(f"the client for {self.url} is closed")
-            if self._transport is not None:
-                return self._transport
-            if self._reconnecting is None:
-                cls, message = self._not_connected
-                raise cls(message)
-            await self._changed.wait()
-
-    async def _open(self) -> Transport:
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                return await self._connector(self.url)
-        except RpcClientError:
-            raise
-        except TimeoutError:
-            within = "" if self.connect_timeout is None else f" within {self.connect_timeout:g} s"
-            raise ConnectError(f"cannot connect to {self.url}: no connection{within}") from None
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
-
-    def _attach(self, transport: Transport) -> None:
-        self._transport = transport
-        self._reader = asyncio.create_task(self._read(transport), name=f"rpc_client reader for {self.url}")
-        self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _read(self, transport: Transport) -> None:
-        """The connection's one reader: every message it receives goes to the correlation table."""
-        try:
-            async for message in transport:
-                try:
-                    decoded = json.loads(message)
-                except ValueError:
-                    logger.warning("dropping a message that is not JSON: %.200r", message)
-                    continue
-                try:
-                    self._pending.resolve(decoded)
-                except Exception:
-                    # A user's callback (on_unmatched_error) failing is no fault of the connection.
-                    logger.exception("a callback failed on a message from %s; reading on", self.url)
-        except Exception:
-            # A failing transport must still fail the calls waiting on it, never leave them hanging.
-            logger.exception("the connection to %s failed", self.url)
-        self._lost(transport)
-        await transport.close()
-
-    def _lost(self, transport: Transport) -> None:
-        if self._transport is not transport or self._closed:
-            return
-        self._transport = None
-        reason = transport.close_reason
-        self._pending.fail_all(
-            ConnectionLost(
-                f"the connection to {self.url} was lost before the answer came ({reason}); the call was not re-sent"
-            )
-        )
-        if self.reconnect:
-            logger.warning("the connection to %s was lost (%s); reconnecting", self.url, reason)
-            self._reconnecting = asyncio.create_task(self._reconnect(), name=f"rpc_client reconnect to {self.url}")
-        else:
-            self._not_connected = (
-                ConnectionLost,
-                f"the connection to {self.url} was lost ({reason}) and the client does not reconnect (reconnect=False)",
-            )
-        self._wake()
-
-    async def _reconnect(self) -> None:
-        for attempt, delay in enumerate(self.backoff.delays(), 1):
-            await asyncio.sleep(delay)
-            try:
-                transport = await self._open()
-            except ConnectError as exc:
-                logger.info("reconnection attempt %d failed: %s", attempt, exc)
-                continue
-            except Exception:
-                logger.exception("reconnection attempt %d failed", attempt)
-                continue
-            logger.info("reconnected to %s after %d attempt(s)", self.url, attempt)
-            self._reconnecting = None
-            self._attach(transport)
-            return
+        return Batch(self._session, timeout)
 
 
-async def _send_quietly(transport: Transport, text: str, what: str) -> None:
-    try:
-        await transport.send(text)
-    except Exception as exc:  # best effort: the connection may be going, which ends the call anyway
-        logger.debug("could not send %s: %s", what, exc)
-
-
-async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # we are being cancelled ourselves: let it through
-    except Exception:
-        logger.exception("a background task of the client failed")
+def session_of(client: Client) -> Session:
+    """The engine under a client, for the package's own layers above it (the blocking facade)."""
+    return client._session

@@ -3,6 +3,7 @@
 .. code-block:: text
 
     RpcClientError
+     ├── InvalidURL            the URL cannot name a WebSocket server (raised by Client(url)); also a ValueError
      ├── RpcError              the server answered with a JSON-RPC error: code, message, data
      ├── ProtocolError         the server's answer is not JSON-RPC 2.0 (a call with a bad answer fails with it)
      │    └── StreamError          a streamed call's answer is not the count of the parts received
@@ -12,10 +13,10 @@
           ├── ConnectionLost       it closed while the call was waiting; the call was not re-sent
           └── ClientClosedError    the client was closed, by its owner
 
-A call fails with exactly one of them. ``CallTimeout`` is a :class:`TimeoutError`
-and the connection errors are :class:`ConnectionError`, so code that catches the
-built-in exceptions works unchanged. Every message is a sentence naming what
-happened, e.g. ``cannot connect to ws://127.0.0.1:8000/ws: connection refused``.
+A call fails with exactly one of them. ``CallTimeout`` is a :class:`TimeoutError`,
+the connection errors are :class:`ConnectionError` and ``InvalidURL`` is a
+:class:`ValueError`, so code that catches the built-in exceptions works unchanged.
+Every message is a sentence naming what happened, e.g. ``cannot connect to ws://127.0.0.1:8000/ws: connection refused``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "ClientClosedError",
     "ConnectError",
     "ConnectionLost",
+    "InvalidURL",
     "ProtocolError",
     "RpcClientError",
     "RpcConnectionError",
@@ -37,6 +39,14 @@ __all__ = [
 
 class RpcClientError(Exception):
     """Base class of every exception this package raises."""
+
+
+class InvalidURL(RpcClientError, ValueError):
+    """The URL cannot name a WebSocket server: not ``ws://`` or ``wss://``, no host, a port out of range.
+
+    Raised where the mistake is, by ``Client(url)`` (and ``connect_sync(url)``),
+    never later by a connection attempt: no retry can mend it.
+    """
 
 
 class RpcError(RpcClientError):
@@ -81,7 +91,25 @@ class RpcConnectionError(RpcClientError, ConnectionError):
 
 
 class ConnectError(RpcConnectionError):
-    """The connection could not be opened: refused, unreachable, timed out or rejected."""
+    """The connection could not be opened: refused, unreachable, timed out or rejected.
+
+    Args:
+        message: what happened, as a sentence naming the URL.
+        refused: nothing listens at that address (the connection was refused):
+            the server is not running, or the port is wrong.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy.copy (fail_all gives each waiter its own copy) rebuilds from this.
+        return (_connect_error, (str(self), self.refused))
+
+
+def _connect_error(message: str, refused: bool) -> ConnectError:
+    return ConnectError(message, refused=refused)
 
 
 class ConnectionLost(RpcConnectionError):

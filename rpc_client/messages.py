@@ -1,34 +1,97 @@
-"""JSON-RPC messages for the client: requests built with jsonrpcclient, answers turned into values; no I/O."""
+"""JSON-RPC messages for the client: requests as the bytes that go out, answers turned into values; no I/O.
+
+Requests are encoded with ``orjson`` straight from their parts. jsonrpcclient
+(whose ``request()`` and ``json.dumps`` were the cost of a call before, issue
+13) stays the reference: the tests compare every request built here with
+jsonrpcclient's, and every answer read here with its ``parse``; its ``Ok`` and
+``Error`` are the values answers become.
+
+Where orjson and the standard library disagree, the standard library's rules
+hold: a value orjson refuses (an integer past 64 bits, a non-string key, a
+type it passes through) is encoded by ``json`` instead, and NaN and infinity,
+which orjson would write as ``null``, are refused as ``json`` with
+``allow_nan=False`` refuses them.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from jsonrpcclient import Error, Ok, notification, request
+import orjson
+from jsonrpcclient import Error, Ok
 
 from .errors import ProtocolError, RpcError
-from .pending import Response
 
 __all__ = [
     "Params",
+    "Response",
     "batch_pair",
     "cancel_message",
-    "dumps",
-    "message",
+    "decode",
+    "encode",
+    "notification_bytes",
+    "outcome_from",
     "outcome_value",
     "params_from",
-    "streamed_message",
+    "request_bytes",
+    "response_from",
     "unwrap",
 ]
 
 # A call's params as JSON-RPC sends them: an array (by position), an object (by name), or none.
 Params: TypeAlias = Sequence[Any] | dict[str, Any] | None
 
+# An answer, as a value: jsonrpcclient's Ok(result, id) or Error(code, message, data, id).
+Response: TypeAlias = Ok | Error
+
 # allow_nan=False: NaN and Infinity are not JSON, and a server would read them as an error or worse.
-dumps = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+_std_dumps = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+# Dataclasses, datetimes and subclasses go to the standard library too, which refuses what it cannot write.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+_dumps = orjson.dumps
+_loads = orjson.loads
+_EncodeError = orjson.JSONEncodeError
+_DecodeError = orjson.JSONDecodeError
+# 19 digits in a row may be an integer past 64 bits (or a long string of digits: then json is merely slower).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+
+
+def encode(value: Any) -> bytes:
+    """A value as JSON, in UTF-8.
+
+    Raises:
+        TypeError: it is not JSON (a set, an object...).
+        ValueError: it holds NaN or infinity, or a string that is not Unicode text.
+    """
+    try:
+        data = _dumps(value, option=_OPTIONS)
+    except _EncodeError:
+        return _std_dumps(value).encode()
+    if b"null" in data:
+        # orjson writes NaN and infinity as null: the standard library decides (a rare, slower path).
+        return _std_dumps(value).encode()
+    return data
+
+
+def decode(data: bytes | str) -> Any:
+    """A message from the server, decoded.
+
+    Raises:
+        ValueError: it is not JSON (UnicodeDecodeError: not UTF-8).
+    """
+    # orjson reads an integer past 64 bits as a float, losing digits: json reads it exactly.
+    if (_LONG_DIGITS_TEXT if type(data) is str else _LONG_DIGITS).search(data) is not None:  # type: ignore[arg-type]
+        return json.loads(data)
+    try:
+        return _loads(data)
+    except _DecodeError:
+        # orjson refuses what json reads (NaN, Infinity): keep json's rules.
+        return json.loads(data)
 
 
 def params_from(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Params:
@@ -57,8 +120,11 @@ def batch_pair(call: Any) -> tuple[str, Params]:
     return method, params
 
 
-def message(method: str, params: Params, id: int | None) -> dict[str, Any]:
-    """A Request object, built by jsonrpcclient; a notification when ``id`` is None.
+def request_object(method: str, params: Params, id: int | None, stream: bool = False) -> dict[str, Any]:
+    """A Request object as jsonrpcclient builds it (no ``params`` when empty); a notification when ``id`` is None.
+
+    Args:
+        stream: add the extra member ``"stream": true``, which opts in to server push.
 
     Raises:
         TypeError: the method is not a string, or the params not a list, tuple, dict or None.
@@ -67,24 +133,61 @@ def message(method: str, params: Params, id: int | None) -> dict[str, Any]:
         raise TypeError(f"method must be a string, not {type(method).__name__}")
     if params is not None and not isinstance(params, (list, tuple, dict)):
         raise TypeError(f"params must be a list, a tuple, a dict or None, not {type(params).__name__}")
-    if id is None:
-        return notification(method, params)  # type: ignore[arg-type]
-    return request(method, params, id=id)  # type: ignore[arg-type]
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params:
+        message["params"] = params
+    if id is not None:
+        message["id"] = id
+    if stream:
+        message["stream"] = True
+    return message
 
 
-def streamed_message(method: str, params: Params, id: int) -> dict[str, Any]:
-    """A Request object that opts in to server push with the extra member ``"stream": true``.
+def request_bytes(method: str, params: Params, id: int, stream: bool = False) -> bytes:
+    """A request, encoded (see :func:`request_object`).
 
     Raises:
-        TypeError: as :func:`message`.
+        TypeError, ValueError: as :func:`request_object` and :func:`encode`.
     """
-    return {**message(method, params, id), "stream": True}
+    return encode(request_object(method, params, id, stream))
 
 
-def cancel_message(ids: Sequence[int]) -> dict[str, Any] | list[dict[str, Any]]:
-    """The ``rpc.cancel`` notification for one request id, or a batch of them for several."""
-    notes = [message("rpc.cancel", {"id": id}, None) for id in ids]
-    return notes[0] if len(notes) == 1 else notes
+def notification_bytes(method: str, params: Params) -> bytes:
+    """A notification (no id), encoded.
+
+    Raises:
+        TypeError, ValueError: as :func:`request_bytes`.
+    """
+    return encode(request_object(method, params, None))
+
+
+def cancel_message(ids: Sequence[int]) -> bytes:
+    """The ``rpc.cancel`` notification for one request id, or a batch of them for several, encoded."""
+    notes = [request_object("rpc.cancel", {"id": id}, None) for id in ids]
+    return encode(notes[0] if len(notes) == 1 else notes)
+
+
+def response_from(obj: dict[str, Any]) -> Response:
+    """An answer as a value, read as jsonrpcclient's ``parse`` reads it.
+
+    Raises:
+        KeyError, TypeError, AttributeError: it is not a Response object.
+    """
+    if "result" in obj:
+        return Ok(obj["result"], obj["id"])
+    error = obj["error"]
+    return Error(error["code"], error["message"], error.get("data"), obj["id"])
+
+
+def outcome_from(obj: Any) -> Response | ProtocolError:
+    """A batch member's answer (a decoded Response object) as its outcome: ``Ok``, ``Error``, or the ProtocolError."""
+    try:
+        return response_from(obj)
+    except (KeyError, TypeError, AttributeError):
+        id = obj.get("id") if isinstance(obj, dict) else None
+        text = repr(obj)
+        short = text if len(text) <= 200 else text[:197] + "..."
+        return ProtocolError(f"the answer to request id {id!r} is not a JSON-RPC 2.0 response: {short}")
 
 
 def outcome_value(outcome: Response | ProtocolError) -> Any:
@@ -102,6 +205,8 @@ def unwrap(response: Response) -> Any:
     Raises:
         RpcError: the answer is an error.
     """
+    if type(response) is Ok:
+        return response[0]
     if isinstance(response, Ok):
         return response.result
     raise RpcError(response.code, response.message, response.data)

@@ -16,6 +16,8 @@ whether to raise.
 - A batch's members share a group: when the server's batch array arrives
   without an answer for some member, that member fails with
   :class:`ProtocolError` rather than waiting for an answer that cannot come.
+  :meth:`PendingCalls.expect_batch` waits for a whole batch on one future
+  (a future per member cost more than the rest of a batch, issue 13).
 - An error whose id is null (the server could not read a request) cannot be
   tied to any call by the specification's rules; it is logged as a warning and
   those calls run into their timeout.
@@ -49,17 +51,16 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol
 
-from jsonrpcclient import Error, Ok, parse
+from jsonrpcclient import Ok
 
 from .errors import ProtocolError
+from .messages import Response, outcome_from, response_from
 
 __all__ = ["Listener", "PendingCalls", "Response", "is_id"]
 
 logger = logging.getLogger("rpc_client")
-
-Response: TypeAlias = Ok | Error
 
 
 # The notifications routed by request id, and those routed by subscription id.
@@ -75,6 +76,25 @@ class Listener(Protocol):
 
     def fail(self, exc: BaseException) -> None:
         """No more will come: the connection is gone (for subscriptions; a call's future says it)."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch awaited as a whole: each member's outcome in its place, one future for them all."""
+
+    future: asyncio.Future[list[Response | ProtocolError]]
+    outcomes: list[Any]
+    index: dict[Any, int]
+    left: int
+    raw: bool  # keep each answer as decoded: the caller reads it (outcome_from) if and when asked
+
+    def settle(self, id: Any, answer: Any) -> None:
+        self.outcomes[self.index[id]] = (
+            answer if self.raw or isinstance(answer, ProtocolError) else outcome_from(answer)
+        )
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(self.outcomes)
 
 
 @dataclass(slots=True)
@@ -118,6 +138,7 @@ class PendingCalls:
         self._ids = itertools.count(1)
         self._groups = itertools.count(1)
         self._calls: dict[Any, _Call] = {}
+        self._batches: dict[Any, _Batch] = {}  # the members of batches awaited whole, by request id
         self._subscriptions: dict[Any, Listener] = {}
         self._abandoned: set[Any] = set()  # subscribe calls left before their answer
         self._on_orphan = on_orphan
@@ -128,15 +149,73 @@ class PendingCalls:
         return next(self._ids)
 
     def __len__(self) -> int:
-        return len(self._calls)
+        return len(self._calls) + len(self._batches)
 
     def __contains__(self, id: object) -> bool:
-        return id in self._calls
+        return id in self._calls or id in self._batches
 
     @property
     def subscriptions(self) -> int:
         """How many subscriptions have a listener."""
         return len(self._subscriptions)
+
+    def expect(self, id: int, future: asyncio.Future[Response] | None = None) -> asyncio.Future[Response]:
+        """Register one plain call (no listener) and give the future of its answer: the fast way of :meth:`expecting`.
+
+        The caller must :meth:`discard` it however it leaves without the answer.
+
+        Args:
+            future: where the answer goes, if not a new future of the running loop: anything
+                with a future's ``done``, ``cancelled``, ``exception``, ``set_result`` and
+                ``set_exception`` (the blocking facade hands the answer to its thread this way).
+
+        Raises:
+            ValueError: the id is already waiting for its answer.
+        """
+        if id in self._calls or id in self._batches:
+            raise ValueError(f"request id {id!r} is already waiting for its answer")
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._calls[id] = _Call(future, 0)
+        return future
+
+    def discard(self, id: int, future: asyncio.Future[Response]) -> bool:
+        """Forget a call of :meth:`expect` left before its answer; False if it was no longer waiting."""
+        call = self._calls.get(id)
+        if call is None or call.future is not future:
+            return False
+        del self._calls[id]
+        return True
+
+    def expect_batch(self, ids: list[int], *, raw: bool = False) -> asyncio.Future[list[Response | ProtocolError]]:
+        """Register a batch's request ids; give one future of their outcomes, in the order of ``ids``.
+
+        An outcome is the member's answer (``Ok`` or ``Error``), or the :class:`ProtocolError`
+        it failed with (the server's array lacks it, or it is not a Response object); with
+        ``raw``, the answer as decoded, for :func:`~rpc_client.messages.outcome_from` to read
+        when asked (a batch's results are mostly never all read one by one). The caller must
+        :meth:`discard_batch` it however it leaves without the outcomes.
+
+        Raises:
+            ValueError: an id is already waiting for its answer.
+        """
+        for id in ids:
+            if id in self._calls or id in self._batches:
+                raise ValueError(f"request id {id!r} is already waiting for its answer")
+        future: asyncio.Future[list[Response | ProtocolError]] = asyncio.get_running_loop().create_future()
+        batch = _Batch(future, [None] * len(ids), {id: i for i, id in enumerate(ids)}, len(ids), raw)
+        self._batches.update(dict.fromkeys(ids, batch))
+        return future
+
+    def discard_batch(self, ids: list[int], future: asyncio.Future[Any]) -> list[int]:
+        """Forget a batch of :meth:`expect_batch` left before its outcomes; give the ids still unanswered."""
+        unanswered = []
+        for id in ids:
+            batch = self._batches.get(id)
+            if batch is not None and batch.future is future:
+                del self._batches[id]
+                unanswered.append(id)
+        return unanswered
 
     @contextmanager
     def expecting(
@@ -162,7 +241,7 @@ class PendingCalls:
         group = next(self._groups)
         futures: list[asyncio.Future[Response]] = []
         for id in ids:
-            if id in self._calls:
+            if id in self._calls or id in self._batches:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         leaving_early = False
         try:
@@ -210,7 +289,17 @@ class PendingCalls:
         """Hand a decoded message (a Response object, a batch's array of them, or a notification) to its callers."""
         if isinstance(message, list):
             groups: set[int] = set()
+            batches: set[int] = set()  # ids of the _Batch objects touched, and those objects
+            touched: list[_Batch] = []
+            members = self._batches
             for item in message:
+                key = _key(item.get("id")) if type(item) is dict and members else None
+                if key is not None and (batch := members.pop(key, None)) is not None:
+                    batch.settle(key, item)
+                    if id(batch) not in batches:
+                        batches.add(id(batch))
+                        touched.append(batch)
+                    continue
                 if _is_notification(item):
                     self._route(item)
                     continue
@@ -219,6 +308,9 @@ class PendingCalls:
                     groups.add(group)
             if groups:
                 self._fail_unanswered(groups)
+            for batch in touched:
+                if batch.left:
+                    self._fail_batch_members(batch)
         elif _is_notification(message):
             self._route(message)
         else:
@@ -231,6 +323,10 @@ class PendingCalls:
             if not call.future.done():
                 # A copy each: one instance raised in many tasks would pile up all their tracebacks.
                 call.future.set_exception(copy.copy(exc))
+        members, self._batches = self._batches, {}
+        for batch in {id(b): b for b in members.values()}.values():
+            if not batch.future.done():
+                batch.future.set_exception(copy.copy(exc))
         subscriptions, self._subscriptions = self._subscriptions, {}
         for listener in subscriptions.values():
             listener.fail(copy.copy(exc))
@@ -240,9 +336,17 @@ class PendingCalls:
 
     def _resolve_one(self, obj: Any) -> int | None:
         """Settle the call that ``obj`` answers; return that call's group, or None if none."""
-        key = _key(obj.get("id")) if isinstance(obj, dict) else None
+        if type(obj) is dict:
+            id = obj.get("id")
+            key = id if type(id) is int else _key(id)
+        else:
+            key = None
         call = self._calls.pop(key, None) if key is not None else None
         if call is None:
+            batch = self._batches.pop(key, None) if key is not None else None
+            if batch is not None:  # a member answered alone, not in an array
+                batch.settle(key, obj)
+                return None
             if key in self._abandoned:
                 self._orphaned(key, obj)
             else:
@@ -253,7 +357,7 @@ class PendingCalls:
                 self._orphaned(key, obj)
             return call.group
         try:
-            response = parse(obj)
+            response = response_from(obj)
         except (KeyError, TypeError, AttributeError):
             call.future.set_exception(
                 ProtocolError(f"the answer to request id {key!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
@@ -264,7 +368,7 @@ class PendingCalls:
                 if subscription is not None:
                     # Filed now, before the reader reads on: the first event may be the very next message.
                     self._subscriptions[subscription] = call.listener
-            call.future.set_result(response)  # type: ignore[arg-type]
+            call.future.set_result(response)
         return call.group
 
     def _drop_unclaimed(self, future: asyncio.Future[Response], listener: Listener | None) -> None:
@@ -308,6 +412,14 @@ class PendingCalls:
             logger.debug("dropping a notification nobody listens to: %s", _short(obj))
             return
         listener.push(method, params)  # type: ignore[arg-type]
+
+    def _fail_batch_members(self, batch: _Batch) -> None:
+        """The server's array came without answers for some of the batch's members: they fail."""
+        for member, at in batch.index.items():
+            if batch.outcomes[at] is None and self._batches.get(member) is batch:
+                del self._batches[member]
+                missing = ProtocolError(f"the server's batch response has no answer for request id {member!r}")
+                batch.settle(member, missing)
 
     def _fail_unanswered(self, groups: set[int]) -> None:
         for id, call in list(self._calls.items()):

@@ -18,17 +18,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from jsonrpcclient import Ok
 
 from .errors import CallTimeout, ProtocolError, StreamError
-from .messages import Params, dumps, streamed_message, unwrap
-from .pending import Response
+from .exchange import Exchange
+from .messages import Params, Response, request_bytes, unwrap
 from .push import Inbox, Progress, ProgressCallback, report
-
-if TYPE_CHECKING:
-    from .client import Client
 
 __all__ = ["Part", "StreamedCall", "parts", "request_with_progress", "streaming"]
 
@@ -101,7 +98,9 @@ class _Deadline:
 
 
 @contextlib.asynccontextmanager
-async def streaming(client: Client, method: str, params: Params, timeout: float | None) -> AsyncIterator[StreamedCall]:
+async def streaming(
+    exchange: Exchange, method: str, params: Params, timeout: float | None
+) -> AsyncIterator[StreamedCall]:
     """Send ``method`` with ``"stream": true`` and hold its id open for the block.
 
     Raises:
@@ -109,27 +108,27 @@ async def streaming(client: Client, method: str, params: Params, timeout: float 
         CallTimeout: no connection to send it on within the timeout.
         RpcConnectionError: no connection.
     """
-    deadline = _Deadline(client._seconds(timeout), repr(method), client.url)
-    id = client._pending.next_id()
-    text = dumps(streamed_message(method, params, id))
-    transport = await deadline.within("no connection to send", client._connection())
+    deadline = _Deadline(exchange.seconds(timeout), repr(method), exchange.url)
+    id = exchange.pending.next_id()
+    data = request_bytes(method, params, id, stream=True)
+    link = await deadline.within("no connection to send", exchange.connection())
     inbox = Inbox()
-    with client._pending.expecting([id], listener=inbox) as (future,):
+    with exchange.pending.expecting([id], listener=inbox) as (future,):
         inbox.ends_with(future)
         try:
-            await deadline.within("no connection to send", transport.send(text))
+            link.write(data)
             yield StreamedCall(inbox, future, deadline)
         finally:
             if future.cancelled() or not future.done():
-                client._cancel_on_server(transport, [id])
+                exchange.cancel_on_server(link, [id])
 
 
 async def parts(
-    client: Client, method: str, params: Params, timeout: float | None, progress: ProgressCallback | None
+    exchange: Exchange, method: str, params: Params, timeout: float | None, progress: ProgressCallback | None
 ) -> AsyncGenerator[Any, None]:
     """The parts of a streamed call, checked against its answer (see :meth:`Client.stream`)."""
     received = 0
-    async with streaming(client, method, params, timeout) as call:
+    async with streaming(exchange, method, params, timeout) as call:
         while (pushed := await call.next()) is not None:
             if isinstance(pushed, Part):
                 received += 1
@@ -147,11 +146,11 @@ async def parts(
 
 
 async def request_with_progress(
-    client: Client, method: str, params: Params, timeout: float | None, progress: ProgressCallback
+    exchange: Exchange, method: str, params: Params, timeout: float | None, progress: ProgressCallback
 ) -> Response:
     """A call that reports its progress to ``progress``; its answer as it would be without streaming."""
     gathered: list[Any] = []
-    async with streaming(client, method, params, timeout) as call:
+    async with streaming(exchange, method, params, timeout) as call:
         while (pushed := await call.next()) is not None:
             if isinstance(pushed, Part):
                 gathered.append(pushed.value)

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ProtocolError, RpcConnectionError
-from .messages import Params, dumps, message, unwrap
+from .exchange import Exchange
+from .messages import Params, notification_bytes, request_bytes, unwrap
 from .pending import is_id
 from .push import Event, Inbox, dropped_count
 from .streams import short_json
-
-if TYPE_CHECKING:
-    from .client import Client
-    from .transport import Transport
+from .transport import Link
 
 __all__ = ["Subscription"]
 
@@ -40,16 +38,16 @@ class Subscription:
         reason: why the server ended the subscription, if it did.
     """
 
-    def __init__(self, client: Client, topic: str, params: Params, *, timeout: float | None, buffer: int) -> None:
+    def __init__(self, exchange: Exchange, topic: str, params: Params, *, timeout: float | None, buffer: int) -> None:
         self.topic = topic
         self.id: Any = None
         self.reason: str | None = None
-        self._client = client
+        self._exchange = exchange
         self._params = params
         self._timeout = timeout
         self._inbox = Inbox(limit=buffer)
         self._ended = False
-        self._transport: Transport | None = None  # the connection it was made on
+        self._link: Link | None = None  # the connection it was made on
 
     @property
     def active(self) -> bool:
@@ -67,17 +65,17 @@ class Subscription:
         """
         if self.id is not None:
             raise RuntimeError(f"already subscribed to {self.topic!r} as {self.id!r}")
-        client = self._client
+        exchange = self._exchange
         body: dict[str, Any] = {"topic": self.topic}
         if self._params:
             body["params"] = self._params
-        id = client._pending.next_id()
-        text = dumps(message("rpc.subscribe", body, id))
-        (outcome,) = await client._exchange(
-            text, [id], f"rpc.subscribe to {self.topic!r}", self._timeout, listener=self._inbox, subscription=True
+        id = exchange.pending.next_id()
+        data = request_bytes("rpc.subscribe", body, id)
+        (outcome,) = await exchange.exchange(
+            data, [id], f"rpc.subscribe to {self.topic!r}", self._timeout, listener=self._inbox, subscription=True
         )
         # The connection that answered (a lost one would have failed the call instead).
-        self._transport = client._transport
+        self._link = exchange.link
         if isinstance(outcome, BaseException):
             raise outcome
         subscription = unwrap(outcome)
@@ -103,21 +101,28 @@ class Subscription:
         Raises:
             RpcError, CallTimeout: the server refused, or did not answer in time.
         """
-        client = self._client
+        exchange = self._exchange
         if self.id is None or self._ended:
             return
         self._ended = True
-        transport = client._transport
-        if transport is None or transport is not self._transport:
+        link = exchange.link
+        if link is None or link is not self._link:
             return  # ended with its connection; the same id on a new one is another subscription
-        if not client._pending.forget(self.id, self._inbox):
+        if not exchange.pending.forget(self.id, self._inbox):
             return  # ended by the server
+        body = {"subscription": self.id}
         if not wait:
-            text = dumps(message("rpc.unsubscribe", {"subscription": self.id}, None))
-            client._send_in_background(transport, text, f"rpc.unsubscribe for {self.id!r}")
+            exchange.send_in_background(
+                link, notification_bytes("rpc.unsubscribe", body), f"rpc.unsubscribe for {self.id!r}"
+            )
             return
+        id = exchange.pending.next_id()
+        what = f"rpc.unsubscribe for {self.id!r}"
         with contextlib.suppress(RpcConnectionError):  # the server drops it with the connection anyway
-            await client.call("rpc.unsubscribe", subscription=self.id, timeout=self._timeout)
+            (outcome,) = await exchange.exchange(request_bytes("rpc.unsubscribe", body, id), [id], what, self._timeout)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            unwrap(outcome)
 
     def __aiter__(self) -> Subscription:
         return self

@@ -9,7 +9,8 @@ from several threads at once share the one connection.
 
 Streams and subscriptions are the async client's iterators, pulled one item
 at a time from the calling thread (:meth:`SyncClient.stream`,
-:meth:`SyncClient.subscribe`). Leaving a loop early, or Ctrl-C while one
+:meth:`SyncClient.subscribe`); a batch is filled in a ``with`` block and sent
+when it ends (:meth:`SyncClient.batch`). Leaving a loop early, or Ctrl-C while one
 waits, cancels the pending step on the client's loop, which sends
 ``rpc.cancel`` for a stream as the async client does.
 """
@@ -18,33 +19,40 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import Future, InvalidStateError
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from .client import Client
-from .messages import Params
-from .pending import Response
+from .backoff import Backoff
+from .batch import Batch, BatchCall
+from .client import Client, session_of
+from .messages import Params, Response, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
 from .subscription import Subscription
+from .url import check_url
 
-__all__ = ["SyncClient", "SyncSubscription", "connect_sync"]
+__all__ = ["SyncBatch", "SyncClient", "SyncSubscription", "connect_sync"]
 
 T = TypeVar("T")
 
 _END = object()
+# How long a call that failed waits for the loop to let go of it (bounded: the loop may be stuck).
+_LEAVE_TIMEOUT = 1.0
 
 
 class SyncClient:
     """A blocking client; made by :func:`connect_sync`.
 
     Each method is the :class:`~rpc_client.client.Client` method of the same
-    name, with the same arguments and exceptions, and blocks until it is done.
+    name, with the same arguments and exceptions, and blocks until it is done
+    (a test holds the two surfaces together). It is connected when made, so
+    it has no ``connect()``; ``with`` replaces ``async with``.
     """
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
         self._client = client
+        self._session = session_of(client)
         self._loop = loop
         self._thread = thread
 
@@ -55,6 +63,43 @@ class SyncClient:
     @property
     def connected(self) -> bool:
         return self._client.connected
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not yet answered (see :attr:`Client.in_flight`)."""
+        return self._client.in_flight
+
+    @property
+    def timeout(self) -> float | None:
+        return self._client.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._client.timeout = value
+
+    @property
+    def connect_timeout(self) -> float | None:
+        return self._client.connect_timeout
+
+    @connect_timeout.setter
+    def connect_timeout(self, value: float | None) -> None:
+        self._client.connect_timeout = value
+
+    @property
+    def reconnect(self) -> bool:
+        return self._client.reconnect
+
+    @property
+    def backoff(self) -> Backoff:
+        return self._client.backoff
+
+    @property
+    def send_cancel(self) -> bool:
+        return self._client.send_cancel
+
+    @send_cancel.setter
+    def send_cancel(self, value: bool) -> None:
+        self._client.send_cancel = value
 
     def call(
         self,
@@ -69,7 +114,13 @@ class SyncClient:
         A ``progress`` callback runs on the client's loop thread: keep it short,
         and do not call this client from it (that raises RuntimeError).
         """
-        return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
+        if progress is not None:
+            return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
+        return unwrap(self._request_now(method, params_from(args, kwargs), timeout))
+
+    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The server's OpenRPC document (see :meth:`Client.discover`)."""
+        return self._run(self._client.discover(timeout=timeout))
 
     def request(
         self,
@@ -80,7 +131,9 @@ class SyncClient:
         progress: ProgressCallback | None = None,
     ) -> Response:
         """Call ``method``; return ``Ok`` or ``Error`` (see :meth:`Client.request`)."""
-        return self._run(self._client.request(method, params, timeout=timeout, progress=progress))
+        if progress is not None:
+            return self._run(self._client.request(method, params, timeout=timeout, progress=progress))
+        return self._request_now(method, params, timeout)
 
     def stream(
         self,
@@ -117,6 +170,18 @@ class SyncClient:
         """Send a notification (see :meth:`Client.notify`)."""
         self._run(self._client.notify(method, *args, timeout=timeout, **kwargs))
 
+    def notification(self, method: str, params: Params = None, *, timeout: float | None = None) -> None:
+        """Send a notification with params as they go on the wire (see :meth:`Client.notification`)."""
+        self._run(self._client.notification(method, params, timeout=timeout))
+
+    def batch(self, *, timeout: float | None = None) -> SyncBatch:
+        """A batch to fill in a ``with`` block; it is sent, and waited for, when the block ends.
+
+        ``with client.batch() as batch: product = batch.call("multiply", 3, 4)``,
+        then ``product.result()`` after the block (see :meth:`Client.batch`).
+        """
+        return SyncBatch(self, self._client.batch(timeout=timeout))
+
     def batch_call(self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None) -> list[Any]:
         """Send one batch; results in order, errors as values (see :meth:`Client.batch_call`)."""
         return self._run(self._client.batch_call(list(calls), timeout=timeout))
@@ -142,6 +207,56 @@ class SyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _request_now(self, method: str, params: Params, timeout: float | None) -> Response:
+        """One call, started on the loop by a callback, its answer handed straight to this thread.
+
+        No task and no coroutine: the loop's callback that reads the answer sets this
+        thread's future (three loop turns fewer a call than a coroutine's way).
+        """
+        if not self._thread.is_alive():
+            raise RuntimeError("this client is closed")
+        self._check_thread()
+        answer: _Answer = _Answer()
+        leave: list[Callable[[], Any]] = []  # how to abandon the call, on the loop
+        session = self._session
+
+        def start() -> None:
+            if answer.done():  # abandoned (Ctrl-C) before it could start
+                return
+            try:
+                abandon = session.begin(method, params, timeout, answer)
+            except BaseException as exc:
+                answer.set_exception(exc)
+                return
+            if abandon is None:  # no connection now: the coroutine waits for one
+                task = asyncio.ensure_future(session.request(method, params, timeout))
+                task.add_done_callback(lambda done: _hand_over(done, answer))
+                leave.append(task.cancel)
+            else:
+                leave.append(abandon)
+
+        loop = self._loop
+        loop.call_soon_threadsafe(start)
+        try:
+            response = answer.result()
+        except BaseException as exc:
+            # Timed out, or Ctrl-C in this thread: let go of it on the loop (rpc.cancel, if it still runs).
+            answer.cancel()
+            left = threading.Event()
+
+            def let_go() -> None:
+                if leave:
+                    leave[0]()
+                left.set()
+
+            loop.call_soon_threadsafe(let_go)
+            if isinstance(exc, Exception):
+                left.wait(_LEAVE_TIMEOUT)  # so that in_flight no longer counts it on return
+            raise
+        if timeout is not None:
+            loop.call_soon_threadsafe(lambda: leave and leave[0]())  # its own timer goes too
+        return response
 
     def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
         """An async iterator of the client's, pulled one item at a time from this thread."""
@@ -175,6 +290,39 @@ class SyncClient:
             # Ctrl-C in the calling thread: cancel the call on the loop too, so nothing is left behind.
             future.cancel()
             raise
+
+
+class SyncBatch:
+    """A batch for blocking code; made by :meth:`SyncClient.batch`.
+
+    Filling it does no I/O; :meth:`send` (or the end of its ``with`` block
+    without an exception) sends it and blocks until it is answered.
+    """
+
+    def __init__(self, owner: SyncClient, batch: Batch) -> None:
+        self._owner = owner
+        self._batch = batch
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> BatchCall:
+        """Add a call; its :meth:`BatchCall.result` is there once the batch is answered (see :meth:`Batch.call`)."""
+        return self._batch.call(method, *args, **kwargs)
+
+    def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Add a notification."""
+        self._batch.notify(method, *args, **kwargs)
+
+    def send(self) -> list[Any]:
+        """Send the batch and wait for its answers (see :meth:`Batch.send`)."""
+        return self._owner._run(self._batch.send())
+
+    def __enter__(self) -> SyncBatch:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.send()
 
 
 class SyncSubscription:
@@ -249,17 +397,53 @@ class _Puller(Generic[T]):
             await aclose()
 
 
-def connect_sync(url: str, **options: Any) -> SyncClient:
+class _Answer(Future[Response]):
+    """A call's answer for the calling thread, set from the loop; what the correlation table needs of a future."""
+
+    def set_result(self, result: Response) -> None:
+        try:
+            super().set_result(result)
+        except InvalidStateError:
+            pass  # abandoned by the calling thread (Ctrl-C) meanwhile
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        try:
+            super().set_exception(exception)
+        except InvalidStateError:
+            pass
+
+
+def _hand_over(done: asyncio.Future[Response], answer: Future[Response]) -> None:
+    """A call's outcome, from the loop's future to the calling thread's."""
+    try:
+        if done.cancelled():
+            answer.cancel()
+        elif (exc := done.exception()) is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(done.result())
+    except InvalidStateError:
+        pass  # abandoned by the calling thread (Ctrl-C) meanwhile
+
+
+def connect_sync(
+    url: str, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **options: Any
+) -> SyncClient:
     """Connect a blocking client to ``url``; use it as ``with connect_sync(url) as client:``.
 
     Args:
         url: the server's endpoint.
+        loop_factory: makes the client's event loop; ``uvloop.new_event_loop``
+            for uvloop (``pip install 'rpc-tools[speed]'``); asyncio's own by default.
         options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``...).
 
     Raises:
+        InvalidURL: the URL cannot name a WebSocket server.
         ConnectError: the connection cannot be opened.
     """
-    loop = asyncio.new_event_loop()
+    if options.get("connector") is None:
+        check_url(url)  # before a thread is started for nothing
+    loop = (loop_factory or asyncio.new_event_loop)()
     thread = threading.Thread(target=loop.run_forever, name=f"rpc_client loop for {url}", daemon=True)
     thread.start()
     client_made: Future[Client] = asyncio.run_coroutine_threadsafe(_connected(url, options), loop)

@@ -61,7 +61,7 @@ def test_find_cycle_finds_one_and_only_one() -> None:
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
 
-@pytest.mark.parametrize("package", ["rpc_server"])
+@pytest.mark.parametrize("package", ["rpc_server", "rpc_client"])
 def test_the_package_has_no_import_cycle(package: str) -> None:
     """Each module imports only modules below it (__init__ and __main__, the top, aside)."""
     graph = imports_within(package)

@@ -21,13 +21,20 @@ HEADLINE = {
     "scale": "total_s",
     "deflate": "calls_per_s",
 }
+# The client scenarios, against our server: the figure each is about.
+CLIENT_HEADLINE = {
+    "client-gather": "calls_per_s",
+    "client-window": "calls_per_s",
+    "client-latency": "p50_us",
+    "client-batch": "ms",
+}
 
 
 def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_and_stops_its_servers(
     tmp_path: Path,
 ) -> None:
-    """A --quick run against ours and the echo server writes a figure per scenario and server, and leaves no process."""
-    scenarios = ",".join(HEADLINE)
+    """A --quick run against ours and echo gives a figure per scenario and server (and client), leaving no process."""
+    scenarios = ",".join([*HEADLINE, *CLIENT_HEADLINE])
     status = cli.main(
         ["--quick", "--servers", "ours,echo", "--scenarios", scenarios, "--out", str(tmp_path), "--no-chart"]
     )
@@ -35,7 +42,7 @@ def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_a
     assert status == 0
     [path] = tmp_path.glob("bench-quick-*.json")
     doc = json.loads(path.read_text())
-    assert set(doc["scenarios"]) == set(HEADLINE)
+    assert set(doc["scenarios"]) == set(HEADLINE) | set(CLIENT_HEADLINE)
     for key, metric in HEADLINE.items():
         section = doc["scenarios"][key]
         for name in ("ours", "echo"):
@@ -44,8 +51,19 @@ def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_a
             assert section["median"][name][metric] > 0, (key, name)
             # Every answer was checked; a wrong one would make the figures meaningless.
             assert section["median"][name]["errors_total"] == 0, (key, name)
+    for key, metric in CLIENT_HEADLINE.items():
+        section = doc["scenarios"][key]
+        assert {"loadgen", "ours"} <= set(section["servers"]), key
+        for name in section["servers"]:
+            rounds = section["rounds"][name]
+            assert rounds and not [r for r in rounds if "failed" in r], (key, name, rounds)
+            assert section["median"][name][metric] > 0, (key, name)
+            assert section["median"][name]["errors_total"] == 0, (key, name)
+    goals = {bar["scenario"]: bar for bar in doc["bars"] if bar["scenario"] in CLIENT_HEADLINE}
+    assert set(goals) == set(CLIENT_HEADLINE)
+    assert all(bar["value"] is not None for bar in goals.values())
     started = [p["pid"] for section in doc["scenarios"].values() for p in section["processes"]]
-    assert len(started) == 2 * len(HEADLINE)
+    assert len(started) == 2 * len(HEADLINE) + len(CLIENT_HEADLINE)
     for pid in started:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

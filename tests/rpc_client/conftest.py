@@ -38,6 +38,15 @@ def unused_url() -> str:
     return f"ws://127.0.0.1:{port}/ws"
 
 
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """A ws:// URL where a socket listens, so TCP connects, and nothing ever answers the handshake."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)  # never accepted: the kernel completes the TCP handshake, no one reads
+        yield f"ws://127.0.0.1:{sock.getsockname()[1]}/ws"
+
+
 def read_listening_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
     """The URL from a server's "listening on URL" line; kills the process if it does not come in time."""
     result: Future[str] = Future()

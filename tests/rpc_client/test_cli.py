@@ -7,11 +7,16 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rpc_client import cli
-from rpc_client.cli import main, parse_params, parse_value
+from rpc_client.cli import invoked_as, main, parse_params, parse_value
+
+from .test_connecting import BAD_URLS
+
+HINT = "is the server running?"
 
 
 @pytest.mark.parametrize(
@@ -136,8 +141,8 @@ def test_an_unreachable_server_prints_one_line_naming_the_url_and_exits_3(unused
 
 def test_a_timeout_prints_a_sentence_and_exits_4(threaded_server, capsys):
     """A call not answered within --timeout prints what happened and exits 4."""
-    assert main(["--url", threaded_server, "--timeout", "0.05", "sleep", "5"]) == 4
-    assert capsys.readouterr().err == f"rpc-client: no answer to 'sleep' within 0.05 s ({threaded_server})\n"
+    assert main(["--url", threaded_server, "--timeout", "0.5", "sleep", "5"]) == 4
+    assert capsys.readouterr().err == f"rpc-client: no answer to 'sleep' within 0.5 s ({threaded_server})\n"
 
 
 @pytest.mark.parametrize(
@@ -215,3 +220,100 @@ async def test_a_batch_the_server_refuses_unread_prints_its_error_and_exits_1(st
     status = await asyncio.to_thread(main, ["--url", server.url, "--timeout", "10", "--batch", "-"])
     assert status == 1
     assert "error -32600" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_URLS)
+def test_a_bad_url_is_a_usage_error_with_the_reason(url, message, capsys):
+    """--url that cannot name a WebSocket server: exit 2, the usage, and why; no traceback, no connection hint."""
+    assert main(["--url", url, "add", "1", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: rpc-client")
+    assert f"rpc-client: error: --url: {url!r}" in err and message in err
+    assert "Traceback" not in err and HINT not in err
+
+
+@pytest.mark.parametrize("words", [["1e400", "1"], ["--", "-1e400", "1"], ["[1, 1e999]"], ["a=1e400"]])
+def test_a_number_beyond_a_doubles_range_is_a_usage_error(words, capsys):
+    """`add 1e400 1` is refused as usage (exit 2) with a sentence, not an overflow traceback."""
+    assert main(["--url", "ws://127.0.0.1:9/ws", "add", *words]) == 2
+    err = capsys.readouterr().err
+    assert "is out of range: JSON numbers are doubles" in err
+    assert "Traceback" not in err
+
+
+def test_a_batch_line_with_a_number_out_of_range_names_the_line(tmp_path, capsys):
+    """A --batch line holding 1e400 is a usage error naming its line."""
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"method": "add", "params": [1e400, 1]}\n')
+    assert main(["--url", "ws://127.0.0.1:9/ws", "--batch", str(calls)]) == 2
+    assert f"{calls}, line 1: the number 1e400 is out of range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--timeout", "abc", "add"], "argument --timeout: expected a number of seconds, not 'abc'"),
+        (["--connect-timeout", "soon", "add"], "argument --connect-timeout: expected a number of seconds, not 'soon'"),
+        (["--stream", "--max", "x", "count"], "argument --max: expected a whole number, not 'x'"),
+    ],
+)
+def test_argparse_errors_name_the_flag_and_no_internal_function(argv, message, capsys):
+    """A bad flag value says what was expected, in words, never 'invalid _seconds value'."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"rpc-client: error: {message}" in err
+    assert "_seconds" not in err and "_count" not in err
+
+
+def test_the_program_names_itself_as_invoked():
+    """The module is 'python -m rpc_client', the console script its own name, a plain call 'rpc-client'."""
+    assert invoked_as("/x/site-packages/rpc_client/__main__.py") == "python -m rpc_client"
+    assert invoked_as("/x/.venv/bin/rpc-client") == "rpc-client"
+    assert invoked_as("/x/lib/python3.11/site-packages/pytest/__main__.py") == "rpc-client"
+
+
+@pytest.mark.parametrize(
+    ("command", "prog"),
+    [
+        ([sys.executable, "-m", "rpc_client"], "python -m rpc_client"),
+        ([str(Path(sys.executable).with_name("rpc-client"))], "rpc-client"),
+    ],
+)
+def test_usage_and_error_lines_carry_the_name_the_program_was_run_by(command, prog):
+    """`python -m rpc_client` and the `rpc-client` script each print their own name in the usage and the error."""
+    done = subprocess.run([*command, "--timeout", "abc", "add"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith(f"usage: {prog} ")
+    assert lines[-1] == f"{prog}: error: argument --timeout: expected a number of seconds, not 'abc'"
+
+
+def test_timeout_bounds_connecting_too(silent_url, capsys):
+    """--timeout 0.3 against a server that never answers the handshake: exit 3 in well under 10 s, no hint."""
+    assert main(["--url", silent_url, "--timeout", "0.3", "add", "1", "2"]) == 3
+    err = capsys.readouterr().err
+    assert err == f"rpc-client: cannot connect to {silent_url}: no WebSocket connection within 0.3 s\n"
+
+
+def test_connect_timeout_bounds_connecting_alone(silent_url, capsys):
+    """--connect-timeout 0.2 with the default --timeout fails connecting within 0.2 s."""
+    assert main(["--url", silent_url, "--connect-timeout", "0.2", "add", "1", "2"]) == 3
+    assert "no WebSocket connection within 0.2 s" in capsys.readouterr().err
+
+
+def test_a_404_path_and_a_wss_url_get_no_start_a_server_hint(threaded_server, capsys):
+    """The hint to start a server comes only with a refusal: not for a wrong path, nor for wss:// to a plain server."""
+    wrong_path = threaded_server.rsplit("/", 1)[0] + "/nope"
+    assert main(["--url", wrong_path, "add", "1", "2"]) == 3
+    err = capsys.readouterr().err
+    assert "HTTP 404" in err and HINT not in err
+    assert main(["--url", threaded_server.replace("ws://", "wss://"), "--timeout", "5", "add", "1", "2"]) == 3
+    err = capsys.readouterr().err
+    assert "the server does not speak TLS" in err and HINT not in err
+
+
+def test_loop_uvloop_runs_the_call_on_uvloop(threaded_server, capsys):
+    """--loop uvloop makes the same call on uvloop's event loop."""
+    pytest.importorskip("uvloop", reason="uvloop comes with the bench and speed extras")
+    assert main(["--url", threaded_server, "--loop", "uvloop", "multiply", "3", "4"]) == 0
+    assert capsys.readouterr().out == "12\n"

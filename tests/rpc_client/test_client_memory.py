@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
 import pytest
 
@@ -384,7 +385,7 @@ async def test_close_while_connect_is_opening_closes_what_it_opened_and_connect_
         async with asyncio.timeout(5):
             await connecting
     assert not client.connected
-    assert client._reader is None
+    assert client._session.link is None
     assert [transport.closed for transport in connector.opened] == [True]
 
 
@@ -399,9 +400,11 @@ async def test_two_concurrent_connects_keep_one_connection_and_close_the_other()
         await both
     try:
         assert len(connector.opened) == 2
-        in_use = [transport for transport in connector.opened if transport is client._transport]
+        in_use = [transport for transport in connector.opened if transport is client._session.link.transport]
         assert len(in_use) == 1 and not in_use[0].closed
-        assert [transport.closed for transport in connector.opened if transport is not client._transport] == [True]
+        assert [
+            transport.closed for transport in connector.opened if transport is not client._session.link.transport
+        ] == [True]
     finally:
         await client.close()
 
@@ -423,3 +426,47 @@ async def test_a_failing_on_unmatched_error_callback_is_logged_and_the_connectio
             assert await call == 3
         assert client.connected
     assert "a callback failed" in caplog.text and "bug in the callback" in caplog.text
+
+
+def _crafted_answers(requests: list[dict]) -> list[object]:
+    """The server's array for a batch of three calls: an error, an answer that is no Response, the third missing."""
+    first, second, _third = (request["id"] for request in requests)
+    return [
+        {"jsonrpc": "2.0", "error": {"code": 1001, "message": "Division by zero", "data": "divisor is 0"}, "id": first},
+        {"jsonrpc": "2.0", "id": second},
+        {"jsonrpc": "2.0", "result": 99, "id": 12345},  # no call of ours
+    ]
+
+
+def _shown(outcome: object) -> str:
+    """An outcome as text, its request id left out (the two batches have different ones)."""
+    return re.sub(r"(request id |'id': )\d+", r"\1N", f"{type(outcome).__name__}: {outcome}")
+
+
+async def test_a_batch_read_lazily_gives_each_call_what_batch_call_gives(connected):
+    """client.batch() (answers kept raw, read when asked) and batch_call() (read at once) agree member by member."""
+    client, peer = connected
+    calls = [("divide", [1, 0]), ("multiply", [3, 4]), ("add", [1, 2])]
+    eager = asyncio.ensure_future(client.batch_call(calls))
+    await peer.send(json.dumps(_crafted_answers(await receive(peer))))
+    async with asyncio.timeout(5):
+        expected = [_shown(outcome) for outcome in await eager]
+
+    async def lazily() -> list:
+        async with client.batch() as batch:
+            handles = [batch.call(method, *params) for method, params in calls]
+        return handles
+
+    handles_made = asyncio.ensure_future(lazily())
+    await peer.send(json.dumps(_crafted_answers(await receive(peer))))
+    async with asyncio.timeout(5):
+        handles = await handles_made
+    got = []
+    for handle in handles:
+        try:
+            got.append(_shown(handle.result()))
+        except (RpcError, ProtocolError) as exc:
+            got.append(_shown(exc))
+    assert got == expected
+    assert [shown.split(":")[0] for shown in got] == ["RpcError", "ProtocolError", "ProtocolError"]
+    assert client.in_flight == 0

@@ -9,6 +9,7 @@ import pytest
 from jsonrpcclient import Error, Ok
 
 from rpc_client import ConnectionLost, ProtocolError
+from rpc_client.messages import outcome_from
 from rpc_client.pending import PendingCalls
 
 
@@ -170,3 +171,78 @@ async def test_registering_an_id_already_waiting_is_refused():
             with pending.expecting([1]):
                 pass
         assert 1 in pending
+
+
+# -- the fast ways (expect, expect_batch) against the general one (expecting) ------------------
+
+ANSWER_SETS = [
+    # in order; out of order; an error; a member missing; a member that is not a response;
+    # a notification among them; an unknown id; the answer to a member given alone.
+    [{"jsonrpc": "2.0", "result": 1, "id": 1}, {"jsonrpc": "2.0", "result": 2, "id": 2}],
+    [{"jsonrpc": "2.0", "result": 2, "id": 2}, {"jsonrpc": "2.0", "result": 1, "id": 1}],
+    [
+        {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": 1},
+        {"jsonrpc": "2.0", "result": 2, "id": 2},
+    ],
+    [{"jsonrpc": "2.0", "result": 2, "id": 2}],
+    [{"jsonrpc": "2.0", "id": 1}, {"jsonrpc": "2.0", "result": 2, "id": 2}],
+    [
+        {"jsonrpc": "2.0", "method": "rpc.event", "params": {"subscription": 9}},
+        {"jsonrpc": "2.0", "result": 1, "id": 1},
+        {"jsonrpc": "2.0", "result": 2, "id": 2},
+    ],
+    [
+        {"jsonrpc": "2.0", "result": 0, "id": 77},
+        {"jsonrpc": "2.0", "result": 1, "id": 1},
+        {"jsonrpc": "2.0", "result": 2, "id": 2},
+    ],
+]
+
+
+def _described(outcome: object) -> str:
+    return f"{type(outcome).__name__}: {outcome}"
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=range(len(ANSWER_SETS)))
+async def test_a_batch_awaited_whole_ends_as_the_same_batch_awaited_member_by_member(answers):
+    """expect_batch() gives each member the outcome that expecting() + gather gives it, for the same array."""
+    slow, fast = PendingCalls(), PendingCalls()
+    with slow.expecting([1, 2]) as futures:
+        slow.resolve(answers)
+        expected = [_described(o) for o in await asyncio.gather(*futures, return_exceptions=True)]
+    future = fast.expect_batch([1, 2])
+    fast.resolve(answers)
+    assert [_described(o) for o in await future] == expected
+    assert len(fast) == len(slow) == 0
+
+
+@pytest.mark.parametrize("answer", [answers[-1] for answers in ANSWER_SETS], ids=range(len(ANSWER_SETS)))
+async def test_a_call_awaited_by_expect_ends_as_the_same_call_awaited_by_expecting(answer):
+    """expect() settles a lone call as expecting() does: the same Ok, Error or ProtocolError."""
+    slow, fast = PendingCalls(), PendingCalls()
+    id = answer.get("id")
+    if not isinstance(id, int) or id == 77:
+        id = 2
+    with slow.expecting([id]) as (expected,):
+        slow.resolve(answer)
+        future = fast.expect(id)
+        fast.resolve(answer)
+        assert expected.done() == future.done()
+        if expected.done():
+            assert _described(expected.exception() or expected.result()) == _described(
+                future.exception() or future.result()
+            )
+        fast.discard(id, future)
+    assert len(fast) == len(slow) == 0
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=range(len(ANSWER_SETS)))
+async def test_a_batch_kept_raw_reads_as_the_batch_read_at_once(answers):
+    """expect_batch(raw=True), each answer read by outcome_from() later, equals expect_batch() reading them at once."""
+    eager, lazy = PendingCalls(), PendingCalls()
+    at_once = eager.expect_batch([1, 2])
+    kept = lazy.expect_batch([1, 2], raw=True)
+    eager.resolve(answers)
+    lazy.resolve(answers)
+    read_later = [o if isinstance(o, ProtocolError) else outcome_from(o) for o in await kept]
+    assert [_described(o) for o in read_later] == [_described(o) for o in await at_once]

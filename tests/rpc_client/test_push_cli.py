@@ -197,7 +197,7 @@ def test_ctrl_c_during_a_call_cancels_it_on_the_server_and_exits_130(tools_serve
             client.kill()
             client.wait()
     assert client.returncode == 130
-    assert (out, err) == ("", "rpc-client: interrupted\n")
+    assert (out, err) == ("", "python -m rpc_client: interrupted\n")
     assert server_lines.get(timeout=TIMEOUT) == "cancelled by rpc.cancel"
 
 

@@ -207,7 +207,7 @@ async def test_subscription_events_arrive_and_unsubscribing_stops_them(start_ser
             assert event == Event(data={"headline": "one"}, topic="news", subscription=events.id, dropped=0)
         assert server.publish("news", {"headline": "two"}) == 0
         assert not events.active
-        assert client._pending.subscriptions == 0
+        assert client._session.pending.subscriptions == 0
 
 
 async def test_a_subscription_left_by_cancellation_is_ended_on_the_server_without_waiting(start_server: Any) -> None:
@@ -232,7 +232,7 @@ async def test_a_subscription_left_by_cancellation_is_ended_on_the_server_withou
         async with asyncio.timeout(TIMEOUT):
             while subscribers:  # the notification gets no answer to wait on: watch the server instead
                 await asyncio.sleep(0)
-        assert client._pending.subscriptions == 0
+        assert client._session.pending.subscriptions == 0
         assert await client.call("add", 1, 1) == 2
 
 

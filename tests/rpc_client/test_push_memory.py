@@ -319,7 +319,7 @@ async def test_a_cancel_that_cannot_be_sent_neither_blocks_nor_raises(caplog):
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-    assert "could not send rpc.cancel" in caplog.text
+    assert "could not send" in caplog.text and "rpc.cancel" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
@@ -377,7 +377,7 @@ async def test_leaving_a_subscription_sends_rpc_unsubscribe_and_waits_for_its_an
     assert not left.is_set()  # waiting for the answer
     await answer(peer, True, unsubscribe["id"])
     assert (await step(task)).data == {"tick": 1}
-    assert client._pending.subscriptions == 0
+    assert client._session.pending.subscriptions == 0
 
 
 async def test_losing_the_connection_raises_in_the_subscription(connected):
@@ -415,7 +415,7 @@ async def test_a_refused_subscription_raises_rpc_error_from_the_async_with(conne
     await send(peer, {"jsonrpc": "2.0", "error": error, "id": request["id"]})
     with pytest.raises(RpcError, match="unknown topic 'weather'"):
         await step(task)
-    assert client._pending.subscriptions == 0
+    assert client._session.pending.subscriptions == 0
 
 
 async def test_a_subscribe_abandoned_before_its_answer_is_ended_on_the_server(connected):
@@ -445,11 +445,11 @@ async def test_a_subscribe_abandoned_in_the_step_its_answer_is_read_is_unsubscri
     entering = asyncio.ensure_future(client.subscribe("clock").__aenter__())
     request = await receive(peer)
     # What the reader does with the answer, and then, in the same loop step, the caller's cancellation.
-    client._pending.resolve({"jsonrpc": "2.0", "result": "7", "id": request["id"]})
+    client._session.pending.resolve({"jsonrpc": "2.0", "result": "7", "id": request["id"]})
     entering.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step(entering)
-    assert client._pending.subscriptions == 0
+    assert client._session.pending.subscriptions == 0
     assert await receive(peer) == {"jsonrpc": "2.0", "method": "rpc.unsubscribe", "params": {"subscription": "7"}}
 
 

@@ -1,0 +1,157 @@
+"""The fast way of building requests and reading answers, compared with jsonrpcclient and json (the slow way)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import json
+import math
+
+import pytest
+from jsonrpcclient import notification, parse, request
+
+from rpc_client.messages import (
+    cancel_message,
+    decode,
+    encode,
+    notification_bytes,
+    request_bytes,
+    request_object,
+    response_from,
+)
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+PARAMS = [
+    (),
+    [],
+    {},
+    None,
+    (3, 4),
+    [3, 4],
+    {"minuend": 42, "subtrahend": 23},
+    ("é", "日本", "\u2028", "null", 'a "quoted" \\ word'),
+    (2**63 - 1, -(2**63), 2**64, 2**70, -(2**80)),
+    (0.1, 1e16, 1e-7, -0.0, 1.7976931348623157e308, 5e-324),
+    (True, False, None, [None, [None]], {"a": None}),
+    ({"nested": {"deep": [1, {"x": [2.5, "y"]}]}},),
+    ({1: "int key", False: "bool key", None: "none key", 2.5: "float key"},),
+    (Colour.RED,),
+    ("x" * 70_000,),
+]
+
+UNENCODABLE = [
+    ({1, 2},),
+    (object(),),
+    (datetime.datetime(2024, 1, 1),),
+    (Point(1),),
+    (b"bytes",),
+]
+
+NOT_FINITE = [(math.nan,), (math.inf,), {"a": [1, -math.inf]}, ({"deep": [math.nan]},)]
+
+
+def _slow(obj: object) -> object:
+    """What the stdlib makes of an object on the wire and back."""
+    return json.loads(json.dumps(obj, allow_nan=False, ensure_ascii=False))
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=range(len(PARAMS)))
+def test_requests_and_notifications_are_what_jsonrpcclient_and_json_make(params):
+    """For every kind of params, the bytes built here decode to what jsonrpcclient's request() plus json.dumps gives."""
+    assert json.loads(request_bytes("method", params, 7)) == _slow(request("method", params, id=7))
+    assert json.loads(notification_bytes("method", params)) == _slow(notification("method", params))
+    streamed = json.loads(request_bytes("method", params, 8, stream=True))
+    assert streamed == {**_slow(request("method", params, id=8)), "stream": True}
+
+
+@pytest.mark.parametrize("params", UNENCODABLE, ids=range(len(UNENCODABLE)))
+def test_what_json_cannot_write_is_refused_with_type_error_as_json_refuses_it(params):
+    """Sets, objects, datetimes, dataclasses and bytes raise TypeError, as json.dumps does; orjson would write some."""
+    with pytest.raises(TypeError):
+        json.dumps(params)
+    with pytest.raises(TypeError):
+        request_bytes("method", params, 1)
+
+
+@pytest.mark.parametrize("params", NOT_FINITE, ids=range(len(NOT_FINITE)))
+def test_nan_and_infinity_are_refused_with_value_error_not_written_as_null(params):
+    """NaN and infinity, anywhere in the params, raise ValueError as json with allow_nan=False does."""
+    with pytest.raises(ValueError):
+        json.dumps(params, allow_nan=False)
+    with pytest.raises(ValueError):
+        request_bytes("method", params, 1)
+
+
+def test_a_string_that_is_not_unicode_text_is_refused():
+    """A lone surrogate cannot be sent as UTF-8: ValueError, nothing built."""
+    with pytest.raises(ValueError):
+        encode(["\ud800"])
+
+
+def test_bad_methods_and_params_are_type_errors():
+    """A method that is not a string, or params that are not an array or object, raise TypeError."""
+    with pytest.raises(TypeError, match="method must be a string"):
+        request_object(3, None, 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="params must be"):
+        request_object("m", "text", 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="params must be"):
+        request_object("m", 0, 1)  # type: ignore[arg-type]
+
+
+def test_cancel_messages_are_one_notification_or_a_batch_of_them():
+    """rpc.cancel for one id is one notification; for several, an array of them."""
+    assert json.loads(cancel_message([5])) == _slow(notification("rpc.cancel", {"id": 5}))
+    assert json.loads(cancel_message([5, 6])) == [_slow(notification("rpc.cancel", {"id": n})) for n in (5, 6)]
+
+
+RESPONSES = [
+    '{"jsonrpc": "2.0", "result": 12, "id": 1}',
+    '{"jsonrpc": "2.0", "result": null, "id": 2}',
+    '{"jsonrpc": "2.0", "result": [1, {"a": "é"}], "id": "abc"}',
+    '{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": "nope"}, "id": 3}',
+    '{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": 4}',
+    '{"jsonrpc": "2.0", "result": 123456789012345678901234567890, "id": 5}',
+    '{"jsonrpc": "2.0", "result": 1e400, "id": 6}',
+    '{"jsonrpc": "2.0", "result": NaN, "id": 7}',
+    '{"jsonrpc": "2.0", "result": -0.0, "id": 8}',
+    '{"jsonrpc": "2.0", "id": 9}',
+    '{"jsonrpc": "2.0", "error": "bad", "id": 10}',
+    '{"jsonrpc": "2.0", "error": {"code": 1}, "id": 11}',
+    '{"jsonrpc": "2.0", "result": 1}',
+]
+
+
+@pytest.mark.parametrize("text", RESPONSES, ids=range(len(RESPONSES)))
+def test_answers_are_read_as_json_and_jsonrpcclient_read_them(text):
+    """decode() gives what json.loads gives, and response_from() what jsonrpcclient's parse() gives, or fails alike."""
+    decoded = decode(text)
+    reference = json.loads(text)
+    assert json.dumps(decoded) == json.dumps(reference)  # NaN != NaN: compare what they write
+    try:
+        expected = parse(reference)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            response_from(decoded)
+    else:
+        got = response_from(decoded)
+        assert type(got) is type(expected)
+        assert repr(got) == repr(expected)
+
+
+@pytest.mark.parametrize("data", [b"not json", b"", b"\xff\xfe{}", "{'single': 1}"])
+def test_what_is_not_json_is_a_value_error(data):
+    """decode() raises ValueError (UnicodeDecodeError included) for what is not JSON, as json.loads does."""
+    with pytest.raises(ValueError):
+        json.loads(data)
+    with pytest.raises(ValueError):
+        decode(data)
