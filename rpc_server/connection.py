@@ -24,7 +24,10 @@ What it adds over the plain loop:
   while more than ``max_send_buffer_bytes`` of answers wait for a peer that
   does not read them, so it slows itself down, not the server;
 - a fragmented message pays for each frame's header as well as its payload
-  against ``max_message_bytes``: empty fragments cannot be sent for free;
+  against ``max_message_bytes``: empty fragments cannot be sent for free
+  (the backlog and the fragments: :mod:`.inbox`);
+- a large read is taken 64 KiB a loop turn, so that one connection's flood
+  of tiny frames does not keep the others waiting;
 - ``rpc.cancel`` reaches a call still waiting in the backlog: a request
   alone in its message is answered -32800 at once, a batch member when its
   batch is read;
@@ -45,7 +48,6 @@ What it adds over the plain loop:
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import logging
 import os
@@ -53,7 +55,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias
 
-import orjson
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -62,6 +63,7 @@ from websockets.server import ServerProtocol
 from . import codes, protocol
 from .config import Limits
 from .handshake import Admission, endpoint_of
+from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
 from .session import Bucket, Session, TopicDirectory
 from .traffic import Traffic
@@ -152,46 +154,6 @@ _OPEN = State.OPEN
 _numbers = itertools.count(1)
 
 
-def _header_bytes(payload: int) -> int:
-    """The size of a client frame's header (masked) carrying ``payload`` bytes."""
-    return 6 if payload < 126 else 8 if payload < 65536 else 14
-
-
-def _cancel_target(data: bytes) -> Any:
-    """The id a lone rpc.cancel notification names, or ``_NONE`` (the substring test keeps it cheap)."""
-    if b"rpc.cancel" not in data:
-        return _NONE
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return _NONE
-    if type(message) is not dict or message.get("method") != "rpc.cancel" or "id" in message:
-        return _NONE
-    params = message.get("params")
-    if type(params) is dict and len(params) == 1:
-        id = params.get("id", _NONE)
-    elif type(params) is list and len(params) == 1:
-        id = params[0]
-    else:
-        return _NONE
-    return id if type(id) in _ID_TYPES else _NONE
-
-
-_NONE: Any = object()
-_ID_TYPES = frozenset((str, int, float, type(None)))
-
-
-def _names(message: Any, id: Any) -> bool:
-    """Whether a JSON-RPC request object (not a notification) carries this id."""
-    return (
-        type(message) is dict
-        and protocol.request_error(message) is None
-        and "id" in message
-        and type(message["id"]) is type(id)
-        and message["id"] == id
-    )
-
-
 class Connection(asyncio.Protocol):
     """The life of one client connection; created by the server for each accepted socket."""
 
@@ -221,13 +183,9 @@ class Connection(asyncio.Protocol):
         # A message whose calls would go past the budgets: started once the others are done.
         self.deferred: tuple[Awaitable[bytes | None], int, int] | None = None
         self.full = False  # no message may start now (the budgets, or a deferred message)
-        self.backlog: collections.deque[bytes] = collections.deque()
-        self.backlog_bytes = 0
+        self.backlog = Backlog()
         self.rest: bytes | None = None  # what a large read brought beyond the slice taken this turn
-        # A fragmented message being put together: its text (None for binary), and what it has cost.
-        self.partial: bytearray | None = None
-        self.partial_binary = False
-        self.partial_cost = 0
+        self.fragments = Fragments(limits.max_message_bytes)
         self.reading_paused = False
         self.writing_paused = False
         self.drained: asyncio.Future[None] | None = None
@@ -333,8 +291,7 @@ class Connection(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self.backlog.clear()
-        self.backlog_bytes = 0
-        self.partial = None
+        self.fragments.clear()
         self.rest = None
         if self.deferred is not None:
             # Started only to be wound up: each of its calls ends as it starts, its tool not run.
@@ -403,10 +360,9 @@ class Connection(asyncio.Protocol):
         if not (self.backlog or self.full):
             self._message(data)
             return
-        target = _cancel_target(data)
-        if target is _NONE:
-            self.backlog.append(data)
-            self.backlog_bytes += len(data)
+        target = cancel_target(data)
+        if target is NONE:
+            self.backlog.put(data)
         elif target in self.session.running or not self._cancel_queued(target):
             # At the cap, a cancel must not queue behind the very calls it would
             # free a slot from: it runs now (it needs no task), ahead of its turn.
@@ -414,61 +370,36 @@ class Connection(asyncio.Protocol):
 
     def _cancel_queued(self, id: Any) -> bool:
         """rpc.cancel of a request still in the backlog: True if it named one (now answered or marked)."""
-        needle = orjson.dumps(id)
-        for data in self.backlog:
-            if needle not in data:
-                continue
-            try:
-                message = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if _names(message, id):
-                self.backlog.remove(data)
-                self.backlog_bytes -= len(data)
-                self._answer(protocol.encode(protocol.error(codes.REQUEST_CANCELLED, id=id)))
-                return True
-            if type(message) is list and any(_names(member, id) for member in message):
-                # Its batch answers it -32800 when read, and runs the rest (see Dispatcher._batch).
-                self.session.queued_cancels.add(id)
-                return True
-        return False
+        where = self.backlog.find(id)
+        if where == "alone":
+            self._answer(protocol.encode(protocol.error(codes.REQUEST_CANCELLED, id=id)))
+        elif where == "batch":
+            # Its batch answers it -32800 when read, and runs the rest (see Dispatcher._batch).
+            self.session.queued_cancels.add(id)
+        return where is not None
 
     def _fragment(self, frame: Frame) -> None:
-        """One frame of a fragmented message (or a whole binary one)."""
-        data: bytes = frame.data  # type: ignore[assignment]
-        opcode = frame.opcode
-        if opcode is _BINARY and frame.fin:
+        """One frame of a fragmented message, or a whole binary one."""
+        if frame.opcode is _BINARY and frame.fin:
             self._answer(BINARY_FRAME_REPLY)
             return
-        cost = len(data) + _header_bytes(len(data))
-        if opcode is not _CONT:  # the first frame of a message
-            self.partial_binary = opcode is _BINARY
-            self.partial = bytearray() if self.partial_binary else bytearray(data)
-            self.partial_cost = cost
-            return
-        assert self.partial is not None  # websockets refuses a continuation that continues nothing
-        self.partial_cost += cost
-        if self.partial_cost > self.max_message:
+        try:
+            whole = self.fragments.add(frame)
+        except MessageTooBig as exc:
             # Headers count: without them, empty fragments would cost the server and nothing of the limit.
-            self._fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self.max_message} bytes, frame headers included")
+            self._fail(CloseCode.MESSAGE_TOO_BIG, str(exc))
             return
-        if not self.partial_binary:
-            self.partial += data
-        if frame.fin:
-            whole, self.partial = self.partial, None
-            if self.partial_binary:
-                self._answer(BINARY_FRAME_REPLY)
-            else:
-                self._arrived(bytes(whole))
+        if whole is BINARY:
+            self._answer(BINARY_FRAME_REPLY)
+        elif whole is not None:
+            self._arrived(whole)
 
     def _process_backlog(self) -> None:
         backlog = self.backlog
         # Messages that came before a peer's close still run (a notification sent
         # just before closing must take effect), though no answer can go out.
         while backlog and not self.full:
-            data = backlog.popleft()
-            self.backlog_bytes -= len(data)
-            self._message(data)
+            self._message(backlog.take())
         self._update_reading()
 
     def _message(self, data: bytes) -> None:
@@ -556,12 +487,11 @@ class Connection(asyncio.Protocol):
         waiting = len(self.backlog)
         # A drain stops reading until its close is sent; then the peer's close must be read.
         held = self.writing_paused or (self.draining and self.ws.state is _OPEN) or self.rest is not None
-        if not self.reading_paused and (held or waiting >= BACKLOG_HIGH or self.backlog_bytes >= self.max_message):
+        weight = self.backlog.bytes
+        if not self.reading_paused and (held or waiting >= BACKLOG_HIGH or weight >= self.max_message):
             transport.pause_reading()
             self.reading_paused = True
-        elif (
-            self.reading_paused and not held and waiting <= BACKLOG_LOW and self.backlog_bytes <= self.max_message // 4
-        ):
+        elif self.reading_paused and not held and waiting <= BACKLOG_LOW and weight <= self.max_message // 4:
             transport.resume_reading()
             self.reading_paused = False
 
@@ -569,8 +499,7 @@ class Connection(asyncio.Protocol):
         """Fail the WebSocket connection: nothing more it sent is run (RFC 6455 section 7.1.7)."""
         self.ws.fail(code, reason)
         self.backlog.clear()
-        self.backlog_bytes = 0
-        self.partial = None
+        self.fragments.clear()
         self.accepted = False
 
     # -- outgoing --------------------------------------------------------------
@@ -665,8 +594,7 @@ class Connection(asyncio.Protocol):
         self.expired = True
         self.accepted = False  # what arrives from now on is not run
         self.backlog.clear()
-        self.backlog_bytes = 0
-        self.partial = None
+        self.fragments.clear()
         if self.deferred is not None:
             # Read but not started: each of its calls answers -32800 as it starts, its tool not run.
             self.session.cancel_reason = "the caller's credential expired"
@@ -713,7 +641,7 @@ class Connection(asyncio.Protocol):
             self.close()  # a handshake not finished, or a closing already under way
             return
         self.draining = True
-        self.partial = None  # a message not yet whole was not read: no answer is owed for it
+        self.fragments.clear()  # a message not yet whole was not read: no answer is owed for it
         self._update_reading()
         if self.ping_timer is not None:
             self.ping_timer.cancel()
@@ -742,9 +670,7 @@ class Connection(asyncio.Protocol):
             deferred, self.deferred = self.deferred, None
             self._start(*deferred)
         while self.backlog:
-            data = self.backlog.popleft()
-            self.backlog_bytes -= len(data)
-            self._message(data)
+            self._message(self.backlog.take())
             if self.deferred is not None:  # no room to wait for: its calls answer -32800 as they start
                 deferred, self.deferred = self.deferred, None
                 self._start(*deferred)
