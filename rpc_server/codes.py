@@ -2,10 +2,11 @@
 
 The first five are the JSON-RPC 2.0 specification's own (section 5.1).
 -32800 is LSP's RequestCancelled, for a call cancelled by ``rpc.cancel``;
--32001, -32004 and -32010 are ours, in the range the specification leaves to
-implementations (-32004 as in the security issue's table: a caller calling a
-tool its credential does not grant; -32010: a subscription that the event
-broker cannot serve while it is unreachable).
+-32001 to -32005 and -32010 are ours, in the range the specification leaves
+to implementations: -32004 as in the security issue's table (a caller calling
+a tool its credential does not grant); -32002, -32003 and -32005 for the
+limits of issue 9 (see docs/limits.md); -32010 for a subscription that the
+event broker cannot serve while it is unreachable.
 The application codes belong to the built-in tools; they sit outside the
 range -32768..-32000 that the specification reserves.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "BROKER_UNAVAILABLE",
+    "CALL_TIMED_OUT",
     "DIVISION_BY_ZERO",
     "FORBIDDEN",
     "INTERNAL_ERROR",
@@ -23,7 +25,9 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "NOT_FINITE",
     "PARSE_ERROR",
+    "RATE_LIMITED",
     "REQUEST_CANCELLED",
+    "RESPONSE_TOO_LARGE",
     "RESULT_TOO_LARGE",
     "TOO_MANY_SUBSCRIPTIONS",
 ]
@@ -35,7 +39,10 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 REQUEST_CANCELLED = -32800
 TOO_MANY_SUBSCRIPTIONS = -32001
+CALL_TIMED_OUT = -32002
+RESPONSE_TOO_LARGE = -32003
 FORBIDDEN = -32004
+RATE_LIMITED = -32005
 BROKER_UNAVAILABLE = -32010
 
 DIVISION_BY_ZERO = 1001
@@ -50,7 +57,10 @@ MESSAGES: dict[int, str] = {
     INTERNAL_ERROR: "Internal error",
     REQUEST_CANCELLED: "Request cancelled",
     TOO_MANY_SUBSCRIPTIONS: "Too many subscriptions",
+    CALL_TIMED_OUT: "Call timed out",
+    RESPONSE_TOO_LARGE: "Response too large",
     FORBIDDEN: "Forbidden",
+    RATE_LIMITED: "Rate limited",
     BROKER_UNAVAILABLE: "Event broker unavailable",
     DIVISION_BY_ZERO: "Division by zero",
     RESULT_TOO_LARGE: "Result too large",

@@ -15,6 +15,14 @@ after the user's tools, whose names cannot begin with ``rpc.``.
 
 It also answers the seed's message shape, ``{"func": name, "args": [...]}``,
 by mapping it onto the same tools (see :meth:`Dispatcher._legacy`).
+
+The limits it applies (issue 9; see docs/limits.md): an answer over
+``max_response_bytes`` is -32003 (for a batch, the whole array counts, and a
+generator's parts stop being gathered as soon as they would not fit, or
+would be more than ``max_gathered_parts``); an
+async call over ``call_timeout_s`` is cancelled and answered -32002; a call
+beyond the session's rate limit is -32005. It counts the async calls it
+starts in ``session.started``, so the transport can count calls in flight.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from oslash.either import Left, Right  # type: ignore[import-untyped]
 from . import codes, openrpc, protocol
 from .config import Limits
 from .context import Context
-from .errors import NODATA
+from .errors import NODATA, ToolError
 from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
 from .session import Session
@@ -44,6 +52,7 @@ __all__ = ["DEFAULT_MAX_BATCH", "CallObserver", "Dispatcher", "Reply"]
 logger = logging.getLogger("rpc_server")
 
 DEFAULT_MAX_BATCH = Limits().max_batch
+_CANCEL = "rpc.cancel"  # never rate limited: it only ever frees what the caller holds
 
 # What dispatch() gives back: bytes to send, None for silence, or an awaitable of either.
 Reply: TypeAlias = bytes | Awaitable[bytes | None] | None
@@ -111,16 +120,60 @@ def _call(tool: Tool, params: Any, session: Session, id: Any, stream: bool) -> A
     return tool.fn(*params, **extra) if type(params) is list else tool.fn(**params, **extra)
 
 
-async def _collect(parts: AsyncIterator[Any], session: Session, id: Any, stream: bool) -> Any:
-    """Run a generator tool: push each part if the caller asked, else gather them into a list."""
+class _Budget:
+    """The bytes and the gathered parts left for the answer of one message: a batch's members share one."""
+
+    __slots__ = ("bytes", "parts")
+
+    def __init__(self, limits: Limits) -> None:
+        self.bytes = limits.max_response_bytes
+        self.parts = limits.max_gathered_parts
+
+
+class _TooLarge(Exception):
+    """A generator's parts outgrew the answer's budget; the call (or its whole batch) answers -32003.
+
+    Args:
+        why: the error's data, saying which limit.
+    """
+
+
+async def _gather(parts: AsyncIterator[Any], session: Session, id: Any, stream: bool, budget: _Budget) -> Any:
+    """Run a generator tool: push each part if the caller asked, else gather them into one array.
+
+    The array is written as the parts come, so it holds what the answer will
+    (Python objects for small numbers take several times more), and gathering
+    stops as soon as the parts would not fit in the answer, or would be too
+    many: a part's cost is more in the producing than in its bytes (a batch
+    of 1,000 count(10000, 0) gathering 16 MiB took 20 s of CPU).
+    """
     try:
-        if not stream:
-            return [part async for part in parts]
-        count = 0
+        if stream:
+            count = 0
+            async for part in parts:
+                await session.notify("rpc.part", {"id": id, "value": part})
+                count += 1
+            return count
+        out = bytearray(b"[")
         async for part in parts:
-            await session.notify("rpc.part", {"id": id, "value": part})
-            count += 1
-        return count
+            kind = type(part)
+            if kind is float or kind is list or kind is dict or kind is tuple:
+                bad = _non_finite(part)
+                if bad is not None:
+                    raise ToolError(codes.NOT_FINITE, data=f"the result would hold {bad!r}")
+            try:
+                chunk = _dumps(part)
+            except TypeError:  # big integers, deep nesting; what JSON cannot carry raises again
+                chunk = protocol.encode(part)
+            budget.bytes -= len(chunk) + 1
+            budget.parts -= 1
+            if budget.bytes < 0 or budget.parts < 0:
+                raise _TooLarge(budget)
+            if len(out) > 1:
+                out += b","
+            out += chunk
+        out += b"]"
+        return protocol.Encoded(bytes(out))
     finally:
         await parts.aclose()  # type: ignore[attr-defined]
 
@@ -130,12 +183,20 @@ class Dispatcher:
 
     Args:
         registry: the tools to serve.
-        max_batch: the longest batch accepted; a longer one is one -32600 error.
+        max_batch: the longest batch accepted; a longer one is one -32600 error
+            (``limits.max_batch`` when not given).
+        limits: the server's limits; the dispatcher applies ``max_batch``,
+            ``max_response_bytes`` and ``call_timeout_s`` (rate limits come
+            with each session: :attr:`Session.bucket`).
     """
 
-    def __init__(self, registry: Registry, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+    def __init__(self, registry: Registry, *, max_batch: int | None = None, limits: Limits | None = None) -> None:
+        limits = limits if limits is not None else Limits()
         self.registry = registry
-        self.max_batch = max_batch
+        self.max_batch = max_batch if max_batch is not None else limits.max_batch
+        self.limits = limits
+        self.max_response = limits.max_response_bytes
+        self.call_timeout = limits.call_timeout_s
         self._get = registry.lookup
         self._protocol = protocol_methods(self.describe)
         # For callers with no connection (tests, in-memory use): pushes go nowhere.
@@ -176,7 +237,7 @@ class Dispatcher:
         try:
             obj = protocol.decode(message)
         except protocol.DecodeError as exc:
-            return protocol.encode(protocol.error(codes.PARSE_ERROR, str(exc)))
+            return protocol.encode(protocol.error(codes.PARSE_ERROR, protocol.decode_error_text(exc)))
         if session is None:
             session = self._detached
         if type(obj) is dict:
@@ -194,9 +255,12 @@ class Dispatcher:
                 outcome = self._request(obj, session)
             if type(outcome) is dict:
                 try:
-                    return _dumps(outcome)
+                    reply = _dumps(outcome)
                 except TypeError:  # big integers, or a result JSON cannot carry, or nested too deep
                     return self._encode(outcome)
+                if len(reply) > self.max_response:
+                    return self._too_large(outcome, len(reply))
+                return reply
             return self._reply(outcome)
         if type(obj) is list:
             return self._batch(obj, session)
@@ -239,12 +303,17 @@ class Dispatcher:
             return self._protocol.get(method)  # type: ignore[no-any-return]
         return tool
 
-    def _request(self, obj: Any, session: Session) -> _Outcome:
+    def _request(self, obj: Any, session: Session, budget: _Budget | None = None) -> _Outcome:
         problem = _request_error(obj)
         if problem is not None:
             return protocol.error(codes.INVALID_REQUEST, problem)
         id = obj.get("id", _NOID)
         method = obj["method"]
+        bucket = session.bucket
+        if bucket is not None and not bucket.take() and method != _CANCEL:
+            if id is _NOID:
+                return None  # a notification over the rate is not run, and nothing is said
+            return protocol.error(codes.RATE_LIMITED, {"retry_after": bucket.retry_after()}, id)
         tool = self._get(method)
         if tool is None:
             tool = self._find(method)  # the rpc.* methods, which check what they touch themselves
@@ -276,11 +345,12 @@ class Dispatcher:
             # Known as running from now, not from when its task first runs, so an
             # rpc.cancel later in the same read or batch finds it.
             session.running[id] = None
-        return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID)
+        session.started += 1
+        return self._run(tool, params, id, session, obj.get("stream") is True and id is not _NOID, budget)
 
-    def _observed(self, obj: Any, session: Session) -> _Outcome:
+    def _observed(self, obj: Any, session: Session, budget: _Budget | None = None) -> _Outcome:
         start = _clock()
-        outcome = _unobserved(self, obj, session)
+        outcome = _unobserved(self, obj, session, budget)
         if outcome is None or type(outcome) is dict:
             self._observe(obj, outcome, _clock() - start)
             return outcome
@@ -296,39 +366,62 @@ class Dispatcher:
             self._observe(obj, outcome, _clock() - start)
         return outcome
 
-    async def _run(self, tool: Tool, params: Any, id: Any, session: Session, stream: bool) -> dict[str, Any] | None:
+    async def _run(
+        self, tool: Tool, params: Any, id: Any, session: Session, stream: bool, budget: _Budget | None
+    ) -> dict[str, Any] | None:
         task = asyncio.current_task()
-        if id is not _NOID:
-            if id in session.cancelling:  # cancelled before it started (same read, same batch)
-                session.cancelling.discard(id)
-                session.running.pop(id, None)
-                return protocol.error(codes.REQUEST_CANCELLED, id=id)
-            session.running[id] = task
+        # A notification is known by its task: Session.cancel_all() must reach it too.
+        key = id if id is not _NOID else task
+        if key in session.cancelling or session.cancel_reason is not None:
+            # Cancelled before it started (same read, same batch, or a server draining).
+            session.cancelling.discard(key)
+            if session.running.get(key, task) is None:
+                del session.running[key]
+            return None if id is _NOID else self._cancelled(session, id)
+        session.running[key] = task
+        deadline = asyncio.timeout(self.call_timeout)
         try:
-            if tool.kind is _ASYNC:
-                result = await _call(tool, params, session, id, stream)
-            elif tool.kind is _STREAM:
-                result = await _collect(_call(tool, params, session, id, stream), session, id, stream)
-            else:
-                call = functools.partial(_call, tool, params, session, id, stream)
-                result = await asyncio.get_running_loop().run_in_executor(None, call)
+            async with deadline:
+                if tool.kind is _ASYNC:
+                    result = await _call(tool, params, session, id, stream)
+                elif tool.kind is _STREAM:
+                    gathering = budget if budget is not None else _Budget(self.limits)
+                    result = await _gather(_call(tool, params, session, id, stream), session, id, stream, gathering)
+                else:
+                    call = functools.partial(_call, tool, params, session, id, stream)
+                    result = await asyncio.get_running_loop().run_in_executor(None, call)
         except JsonRpcError as exc:
             return None if id is _NOID else _from_error(exc, id)
+        except _TooLarge as exc:
+            if budget is not None:
+                raise  # a batch member: the batch answers for all its members
+            return None if id is _NOID else self._too_large_error(id, self._gathered_too_much(exc))
         except asyncio.CancelledError:
-            if id is _NOID or id not in session.cancelling or task is None:
+            if key not in session.cancelling or task is None:
                 raise  # the connection is closing: nothing to answer
-            # Cancelled by rpc.cancel: answer, and let the task live to send it.
+            # Cancelled by rpc.cancel (or a drain's deadline): answer, and let the task live to send it.
             task.uncancel()
-            return protocol.error(codes.REQUEST_CANCELLED, id=id)
+            return None if id is _NOID else self._cancelled(session, id)
+        except TimeoutError:
+            if not deadline.expired():  # the tool's own, not ours
+                _log_failure(tool, id)
+                return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
+            data = f"the call ran longer than {self.call_timeout:g} s and was cancelled"
+            return None if id is _NOID else protocol.error(codes.CALL_TIMED_OUT, data, id)
         except Exception:
             _log_failure(tool, id)
             return None if id is _NOID else protocol.error(codes.INTERNAL_ERROR, id=id)
         finally:
-            if id is not _NOID and session.running.get(id) is task:
-                del session.running[id]
+            if session.running.get(key) is task:
+                del session.running[key]
                 # Also when the tool swallowed the cancellation: a later call may reuse the id.
-                session.cancelling.discard(id)
+                session.cancelling.discard(key)
         return None if id is _NOID else self._result(result, id)
+
+    @staticmethod
+    def _cancelled(session: Session, id: Any) -> dict[str, Any]:
+        reason = session.cancel_reason
+        return protocol.error(codes.REQUEST_CANCELLED, NODATA if reason is None else reason, id)
 
     @staticmethod
     def _result(result: Any, id: Any) -> dict[str, Any]:
@@ -351,12 +444,33 @@ class Dispatcher:
     # -- responses ---------------------------------------------------------
 
     def _encode(self, response: dict[str, Any]) -> bytes:
+        """One Response object written, within the answer's size limit."""
         try:
-            return protocol.encode(response)
+            reply = protocol.encode(response)
         except _UNWRITABLE:
             id = response.get("id")
             logger.exception("the result for request id %r cannot be written as JSON", id)
             return protocol.encode(protocol.error(codes.INTERNAL_ERROR, id=id))
+        if len(reply) > self.max_response:
+            return self._too_large(response, len(reply))
+        return reply
+
+    @staticmethod
+    def _too_large_error(id: Any, why: str) -> dict[str, Any]:
+        return protocol.error(codes.RESPONSE_TOO_LARGE, why, id)
+
+    def _sized(self, size: int) -> str:
+        return f"the answer would be {size:,} bytes; the limit is {self.max_response:,}"
+
+    def _gathered_too_much(self, exc: _TooLarge) -> str:
+        (budget,) = exc.args
+        if budget.parts < 0:
+            limit = self.limits.max_gathered_parts
+            return f"the answer would gather more than {limit:,} parts of generators; the limit is {limit:,}"
+        return f"the answer would be more than {self.max_response:,} bytes; the limit is {self.max_response:,}"
+
+    def _too_large(self, response: dict[str, Any], size: int) -> bytes:
+        return protocol.encode(self._too_large_error(response.get("id"), self._sized(size)))
 
     def _reply(self, outcome: _Outcome) -> Reply:
         """A request's reply, once its outcome is not a ready Response object."""
@@ -379,36 +493,68 @@ class Dispatcher:
                 )
             )
         # Plain tools finish here and now; only async members need tasks.
-        outcomes = [self._request(item, session) for item in items]
+        budget = _Budget(self.limits)
+        if session.queued_cancels:
+            outcomes = [self._unless_cancelled(item, session, budget) for item in items]
+        else:
+            outcomes = [self._request(item, session, budget) for item in items]
         if any(o is not None and type(o) is not dict for o in outcomes):
-            return self._batch_later(outcomes)
-        return self._encode_batch(outcomes)  # type: ignore[arg-type]
+            return self._batch_later(items, outcomes)
+        return self._encode_batch(items, outcomes)  # type: ignore[arg-type]
 
-    def _encode_batch(self, outcomes: list[dict[str, Any] | None]) -> bytes | None:
+    def _unless_cancelled(self, item: Any, session: Session, budget: _Budget) -> _Outcome:
+        """A batch member, or -32800 unrun if rpc.cancel named it while its batch waited to be read."""
+        if type(item) is dict and _request_error(item) is None and "id" in item:
+            id = item["id"]
+            if id in session.queued_cancels:
+                session.queued_cancels.discard(id)
+                return protocol.error(codes.REQUEST_CANCELLED, id=id)
+        return self._request(item, session, budget)
+
+    def _encode_batch(self, items: list[Any], outcomes: list[dict[str, Any] | None]) -> bytes | None:
         responses = [o for o in outcomes if o is not None]
         if not responses:  # only notifications: nothing is sent (section 6)
             return None
         try:
             # One dumps for the whole array: 1,000 separate ones cost 30 times more,
             # each holding a 4 KB buffer that the allocator trims and faults back in.
-            return protocol.encode(responses)
+            reply = protocol.encode(responses)
         except _UNWRITABLE:
-            return protocol.encode_batch([self._encode(r) for r in responses])
+            reply = protocol.encode_batch([self._encode(r) for r in responses])
+        if len(reply) > self.max_response:
+            return self._too_large_batch(items, outcomes, self._sized(len(reply)))
+        return reply
 
-    async def _batch_later(self, outcomes: list[_Outcome]) -> bytes | None:
+    def _too_large_batch(self, items: list[Any], outcomes: list[Any], why: str) -> bytes:
+        """The whole batch's answer would be too large: -32003 for each call, errors kept as they are."""
+        responses = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if type(outcome) is dict:
+                responses.append(outcome if "error" in outcome else self._too_large_error(outcome["id"], why))
+            elif outcome is not None:  # a call that was running: its request has a valid id, or none
+                id = item.get("id", _NOID)
+                if id is not _NOID:
+                    responses.append(self._too_large_error(id, why))
+        return protocol.encode(responses)
+
+    async def _batch_later(self, items: list[Any], outcomes: list[_Outcome]) -> bytes | None:
         pending = {
             i: asyncio.ensure_future(o)  # type: ignore[arg-type]
             for i, o in enumerate(outcomes)
             if o is not None and type(o) is not dict
         }
         try:
-            await asyncio.wait(pending.values())
+            # A member whose parts outgrow the batch's answer ends the wait at once.
+            await asyncio.wait(pending.values(), return_when=asyncio.FIRST_EXCEPTION)
         finally:
             for task in pending.values():
-                task.cancel()  # only does something if we are being cancelled ourselves
+                task.cancel()  # only does something if we are being cancelled ourselves, or too large
+        for task in pending.values():
+            if task.done() and not task.cancelled() and type(exc := task.exception()) is _TooLarge:
+                return self._too_large_batch(items, outcomes, self._gathered_too_much(exc))
         for i, task in pending.items():
             outcomes[i] = task.result()
-        return self._encode_batch(outcomes)  # type: ignore[arg-type]
+        return self._encode_batch(items, outcomes)  # type: ignore[arg-type]
 
     # -- the seed's protocol -----------------------------------------------
 
@@ -438,10 +584,14 @@ class Dispatcher:
     def _legacy_reply(self, response: dict[str, Any], echo: dict[str, Any]) -> bytes:
         if "result" in response:
             try:
-                return protocol.encode({"result": response["result"], **echo})
+                reply = protocol.encode({"result": response["result"], **echo})
             except _UNWRITABLE:
                 logger.exception("the result of a {func, args} call cannot be written as JSON")
                 response = protocol.error(codes.INTERNAL_ERROR)
+            else:
+                if len(reply) <= self.max_response:
+                    return reply
+                response = self._too_large_error(None, self._sized(len(reply)))
         err = response["error"]
         data = err.get("data", NODATA)
         text = err["message"] if data is NODATA else f"{err['message']}: {data}"

@@ -52,9 +52,14 @@ def subscribe(topic: str, params: list[Any] | dict[str, Any] | None = None, *, c
             codes.TOO_MANY_SUBSCRIPTIONS,
             data=f"a connection may hold at most {session.max_subscriptions} subscriptions",
         )
+    assert session.topics is not None
+    if session.topics.count() >= session.max_subscriptions_total:
+        raise ToolError(
+            codes.TOO_MANY_SUBSCRIPTIONS,
+            data=f"the server holds its limit of {session.max_subscriptions_total} subscriptions; try again later",
+        )
     topic_params = params if params is not None else []
     topic_params = found.validate(topic_params)
-    assert session.topics is not None
     return session.topics.subscribe(found, topic_params, session).id
 
 

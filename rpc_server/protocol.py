@@ -21,9 +21,12 @@ from jsonrpcserver.sentinels import NODATA
 from . import codes
 
 __all__ = [
+    "MAX_DEPTH",
     "NOID",
     "DecodeError",
+    "Encoded",
     "decode",
+    "decode_error_text",
     "encode",
     "encode_batch",
     "error",
@@ -43,8 +46,28 @@ DecodeError = orjson.JSONDecodeError
 _EXACT_FLOATS = 2.0**63
 
 
+# The deepest nesting read: orjson's own limit. Everything read can be written
+# back (see _write_deep), so no answer fails for its depth.
+MAX_DEPTH = 1024
+# Python refuses to turn longer digit strings into integers (CVE-2020-10735).
+MAX_INT_DIGITS = 4300
+
+
 def _refuse_constant(name: str) -> Any:
     raise DecodeError(f"{name} is not valid JSON", "", 0)
+
+
+def decode_error_text(exc: DecodeError) -> str:
+    """What a caller is told of a message that could not be read: where, when the place is known."""
+    return str(exc) if exc.doc else exc.msg
+
+
+def _sentence(exc: DecodeError) -> DecodeError:
+    """orjson's error in our words where its own would be obscure; its position kept."""
+    text = str(exc)
+    if text.startswith("depth limit exceeded"):
+        return DecodeError(f"nested more than {MAX_DEPTH} levels deep", "", 0)
+    return exc
 
 
 def _rounded(obj: Any) -> bool:
@@ -75,7 +98,7 @@ def decode(message: str | bytes) -> Any:
         obj = orjson.loads(message)
     except DecodeError as exc:
         if not str(exc).startswith("number is infinity"):
-            raise
+            raise _sentence(exc) from None
         # An integer of over 308 digits, which orjson reads as a float: valid JSON,
         # and what pow() may have answered. Floats that large stay refused.
         return _decode_exactly(message)
@@ -84,21 +107,40 @@ def decode(message: str | bytes) -> Any:
     return _decode_exactly(message)
 
 
+class _Refused(ValueError):
+    """A number the exact parse refuses, with the sentence the caller gets."""
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise DecodeError(f"number is infinity when parsed as double: {text[:20]}", "", 0)
+        shown = text if len(text) <= 20 else text[:20] + "..."
+        raise _Refused(f"the number {shown} is too large for a floating-point number")
     return value
 
 
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} read")
+    return int(text)
+
+
 def _decode_exactly(message: str | bytes) -> Any:
-    """The standard library's parse: slower, but integers of any size stay exact."""
+    """The standard library's parse: slower, but integers of any size stay exact.
+
+    Its errors are rewritten into sentences of ours: the standard library's
+    own name Python's internals (``sys.set_int_max_str_digits()``).
+    """
     try:
-        return json.loads(message, parse_constant=_refuse_constant, parse_float=_finite)
+        return json.loads(message, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer)
     except RecursionError:
-        raise DecodeError("nested too deeply", "", 0) from None
-    except ValueError as exc:  # Python's limit of 4300 digits for int(), and malformed text
+        raise DecodeError("nested too deeply to read its large integers exactly", "", 0) from None
+    except _Refused as exc:
         raise DecodeError(str(exc), "", 0) from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(exc.msg, exc.doc, exc.pos) from None
+    except ValueError:  # any other refusal of the standard library: no internals in the answer
+        raise DecodeError("not valid JSON", "", 0) from None
 
 
 # Sets, not tuples: ``type(x) in`` a frozenset is one hash lookup.
@@ -158,10 +200,93 @@ def error(code: int, data: Any = NODATA, id: Any = None, message: str | None = N
     return {"jsonrpc": "2.0", "error": body, "id": id}
 
 
+class Encoded:
+    """A value already written as JSON (a generator's parts, gathered as they came), embedded as it is.
+
+    Held as text rather than as Python objects: a list of 3 million small
+    integers takes over 100 MB, the same list written out 18 MB.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+    def __repr__(self) -> str:
+        return f"Encoded({self.json[:40]!r}{'...' if len(self.json) > 40 else ''})"
+
+
+def _orjson_default(value: Any) -> Any:
+    if type(value) is Encoded:
+        return orjson.Fragment(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json_default(value: Any) -> Any:
+    # The standard library cannot embed raw JSON: read it back (a rare path, see encode()).
+    if type(value) is Encoded:
+        return json.loads(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _dumps_fallback(obj: Any) -> bytes:
     # orjson refuses integers beyond 64 bits, which JSON allows and arithmetic
-    # tools produce; the standard library writes them.
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
+    # tools produce, and nesting deeper than 254 levels; the standard library
+    # writes both, down to Python's recursion limit, and _write_deep the rest.
+    try:
+        return json.dumps(
+            obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_json_default
+        ).encode()
+    except RecursionError:
+        return _write_deep(obj).encode()
+
+
+def _write_deep(obj: Any) -> str:
+    """JSON text for a value nested too deep for the recursive writers; one loop, no recursion.
+
+    Raises:
+        TypeError, ValueError: a value JSON cannot carry.
+    """
+    out: list[str] = []
+    # Each entry: an iterator over a container's members, and the text that closes it.
+    stack: list[tuple[Any, str]] = []
+    value, first = obj, True
+    while True:
+        kind = type(value)
+        if kind is dict:
+            out.append("{")
+            stack.append((iter(value.items()), "}"))
+            first = True
+        elif kind is list or kind is tuple:
+            out.append("[")
+            stack.append((iter(value), "]"))
+            first = True
+        elif kind is Encoded:
+            out.append(value.json.decode())
+        else:
+            out.append(json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False))
+        # The next value to write, closing the containers that are done.
+        while stack:
+            members, close = stack[-1]
+            member = next(members, _ABSENT)
+            if member is _ABSENT:
+                stack.pop()
+                out.append(close)
+                first = False
+                continue
+            if not first:
+                out.append(",")
+            first = False
+            if close == "}":
+                key, value = member
+                if type(key) is not str:
+                    raise TypeError("object keys must be strings")
+                out.append(json.dumps(key, ensure_ascii=False) + ":")
+            else:
+                value = member
+            break
+        else:
+            return "".join(out)
 
 
 def encode(response: dict[str, Any] | list[dict[str, Any]]) -> bytes:
@@ -174,7 +299,7 @@ def encode(response: dict[str, Any] | list[dict[str, Any]]) -> bytes:
         TypeError, ValueError: a result that JSON cannot carry.
     """
     try:
-        return orjson.dumps(response)
+        return orjson.dumps(response, default=_orjson_default)
     except TypeError:
         return _dumps_fallback(response)
 

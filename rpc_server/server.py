@@ -4,6 +4,11 @@ Each connection answers a message served by plain tools at once, in the read
 that brought it; a message that awaits an ``async`` tool gets a task of its
 own, so a slow call never holds up the calls behind it (see
 :mod:`.connection` for backpressure and closing).
+
+Stopping: :meth:`RpcServer.close` closes every connection at once, cancelling
+what runs; :meth:`RpcServer.drain` stops gracefully, answering what was read
+first (the command line drains on SIGTERM and SIGINT). :mod:`.capacity`
+holds the connection limit.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from . import discovery
+from . import capacity, discovery
 from .auth import Auth, redacting_logger
 from .config import Limits
-from .connection import BINARY_FRAME_REPLY, Connection, Handler
+from .connection import BINARY_FRAME_REPLY, DRAIN_CLOSE_WAIT_S, Connection, Handler
 from .dispatch import Dispatcher
 from .errors import ConfigError
 from .handshake import PATHS, Admission, Handshake
 from .origins import OriginPolicy
+from .ratelimit import RateLimiter, TokenBucket
 from .registry import Registry
 from .tls import certificate_gate, requires_client_certificates
 from .tools import builtin_tools
@@ -93,7 +99,9 @@ class RpcServer:
     Attributes:
         handshake: what decides each opening request (:mod:`.handshake`): add
             HTTP routes to ``handshake.routes`` and gates to ``handshake.gates``
-            before the server starts.
+            before the server starts. The first gate is the connection limit's.
+        max_connections: the connection limit in force (``limits.max_connections``,
+            or the one derived from the descriptor limit once started).
         subprotocols: handlers for WebSocket subprotocols a client may ask for,
             by name: each is called once per connection that negotiated it and
             returns what answers that connection's messages. A client that
@@ -126,7 +134,7 @@ class RpcServer:
                 )
         self.limits = limits if limits is not None else Limits()
         self.registry = registry if registry is not None else builtin_tools()
-        self.dispatcher = Dispatcher(self.registry, max_batch=self.limits.max_batch)
+        self.dispatcher = Dispatcher(self.registry, limits=self.limits)
         self.host = host
         self.compression = compression
         self.topics = topics if topics is not None else builtin_topics()
@@ -144,6 +152,16 @@ class RpcServer:
         discovery.install(self)
         self.connections: set[Connection] = set()
         self.closing = False
+        self._draining = False
+        self.max_connections = self.limits.max_connections
+        # A full server says so before any other gate does any work.
+        full = capacity.connection_gate(
+            lambda: len(self.connections),
+            lambda: sum(1 for connection in self.connections if connection.accepted),
+            lambda: self.max_connections,
+        )
+        self.handshake.gates.insert(0, full)
+        self._rates = RateLimiter(self.limits.rate_limit_calls_per_s, self.limits.burst_calls)
         # Counts for the metrics (rpc_server.metrics sets it; None: nothing is counted).
         self.traffic: Traffic | None = None
         # Bind with SO_REUSEPORT, beside the other workers on the same port (rpc_server.supervisor).
@@ -171,8 +189,14 @@ class RpcServer:
             return self.dispatcher.dispatch
         return self.subprotocols[subprotocol]()
 
+    def bucket(self, identity: str | None) -> TokenBucket | None:
+        return self._rates.bucket(identity)
+
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
+        most = self.max_connections
+        if most is not None and len(self.connections) > most + capacity.OVERFLOW:
+            connection.abort()  # beyond what it can even refuse politely: keep the descriptors
 
     def closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -180,8 +204,16 @@ class RpcServer:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and start accepting connections."""
+        """Bind and start accepting connections.
+
+        It raises the process's open-files limit to its hard limit first, and
+        derives ``max_connections`` from it unless the limits set one.
+        """
         loop = asyncio.get_running_loop()
+        descriptors = capacity.raise_descriptor_limit()
+        if self.max_connections is None:
+            self.max_connections = capacity.default_max_connections(descriptors)
+        capacity.AcceptErrors.install(loop, lambda: len(self.connections))
         self._server = await loop.create_server(
             lambda: Connection(self),
             self.host,
@@ -205,13 +237,57 @@ class RpcServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}/ws"
 
-    def close(self) -> None:
-        """Stop accepting, and close every connection (code 1001, going away)."""
+    @property
+    def draining(self) -> bool:
+        """A graceful stop is under way (:meth:`drain`): a readiness check should now fail."""
+        return self._draining
+
+    def _stop_accepting(self) -> None:
         self.closing = True
         if self._server is not None:
             self._server.close()
+
+    def close(self) -> None:
+        """Stop accepting, and close every connection (code 1001, going away); calls running are cancelled."""
+        self._stop_accepting()
         for connection in list(self.connections):
             connection.close()
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Stop gracefully: answer what was read, then close every connection with 1001, and wait for them.
+
+        At once, the server stops accepting, stops reading from its
+        connections (but their closing handshakes) and ends every
+        subscription with its ``rpc.unsubscribed`` notice. The calls already
+        read run on for up to ``timeout_s`` (``limits.drain_timeout_s`` when
+        not given), and their answers go out; then the calls still running,
+        or not yet started, are cancelled and answered -32800, data "the
+        server is shutting down". Each connection then closes with 1001; a
+        peer that does not answer the close within
+        :data:`~.connection.DRAIN_CLOSE_WAIT_S` is cut.
+
+        Cancelling this (a second signal, say) leaves the connections as
+        they are: :meth:`abort` then cuts them.
+        """
+        timeout = self.limits.drain_timeout_s if timeout_s is None else timeout_s
+        self._draining = True
+        self._stop_accepting()
+        deadline = asyncio.get_running_loop().time() + timeout
+        connections = list(self.connections)
+        if connections:
+            await asyncio.gather(*(connection.drain(deadline) for connection in connections))
+        try:
+            async with asyncio.timeout(DRAIN_CLOSE_WAIT_S + 1.0):  # each cuts its peer after DRAIN_CLOSE_WAIT_S
+                await self.wait_closed()
+        except TimeoutError:
+            self.abort()
+            await self.wait_closed()
+
+    def abort(self) -> None:
+        """Stop accepting, and cut every connection at once, with no closing handshake: nothing more is answered."""
+        self._stop_accepting()
+        for connection in list(self.connections):
+            connection.abort()
 
     async def wait_closed(self) -> None:
         """Wait until every connection has closed and cleaned up after itself.

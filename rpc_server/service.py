@@ -61,7 +61,7 @@ class Service:
         self._sharing: asyncio.Task[None] | None = None
 
     def _draining(self) -> str | None:
-        return "draining" if self.draining or self.server.closing else None
+        return "draining" if self.draining or self.server.draining or self.server.closing else None
 
     def _broker_down(self) -> str | None:
         if self.broker is None or self.broker.available:
@@ -78,11 +78,23 @@ class Service:
             self.meter.write()
             self._sharing = asyncio.create_task(self.meter.share(), name="rpc metrics sharing")
 
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Stop gracefully: /readyz answers 503 from now; the server drains (:meth:`RpcServer.drain`), then the broker.
+
+        Cancelling it (a second signal) leaves the server as it is: ``server.abort()`` cuts it.
+        """
+        self.draining = True
+        await self.server.drain(timeout_s)
+        await self._stop_the_rest()
+
     async def close(self) -> None:
-        """Drain: /readyz answers 503 from now; the server closes, then the broker."""
+        """Stop at once: /readyz answers 503 from now; the server closes (calls cancelled), then the broker."""
         self.draining = True
         self.server.close()
         await self.server.wait_closed()
+        await self._stop_the_rest()
+
+    async def _stop_the_rest(self) -> None:
         if self._sharing is not None:
             self._sharing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

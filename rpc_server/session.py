@@ -32,8 +32,10 @@ from .config import Limits
 
 __all__ = [
     "DEFAULT_MAX_SUBSCRIPTIONS",
+    "DEFAULT_MAX_SUBSCRIPTIONS_TOTAL",
     "DEFAULT_SUBSCRIPTION_BUFFER",
     "TOPIC_PREFIX",
+    "Bucket",
     "Held",
     "Send",
     "Session",
@@ -55,6 +57,22 @@ class Held(Protocol):
         """Stop it at once; returns its tasks, to await if wanted."""
         ...
 
+    def end(self, reason: str) -> list[asyncio.Task[None]]:
+        """Stop its source; what it queued still goes out, then ``rpc.unsubscribed`` with ``reason``."""
+        ...
+
+
+class Bucket(Protocol):
+    """A rate limit's allowance, shared by the connections of one identity (see :mod:`.ratelimit`)."""
+
+    def take(self) -> bool:
+        """Spend one call; False when there is none left."""
+        ...
+
+    def retry_after(self) -> float:
+        """Seconds until the next call would be allowed."""
+        ...
+
 
 class TopicDirectory(Protocol):
     """What the ``rpc.subscribe`` method needs of the server's topics (:class:`~.topics.Topics`)."""
@@ -67,8 +85,13 @@ class TopicDirectory(Protocol):
 
     def publish(self, name: str, event: Any) -> int: ...
 
+    def count(self) -> int:
+        """The subscriptions held now, by all connections together."""
+        ...
+
 
 DEFAULT_MAX_SUBSCRIPTIONS = Limits().max_subscriptions
+DEFAULT_MAX_SUBSCRIPTIONS_TOTAL = Limits().max_subscriptions_total
 DEFAULT_SUBSCRIPTION_BUFFER = Limits().subscription_buffer
 
 
@@ -85,6 +108,7 @@ class Session:
         topics: what can be subscribed to; none when not given.
         max_subscriptions: subscriptions this connection may hold at once.
         subscription_buffer: events kept per subscription for a slow reader.
+        max_subscriptions_total: subscriptions all connections together may hold.
     """
 
     def __init__(
@@ -94,14 +118,24 @@ class Session:
         topics: TopicDirectory | None = None,
         max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS,
         subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+        max_subscriptions_total: int = DEFAULT_MAX_SUBSCRIPTIONS_TOTAL,
     ) -> None:
         self.send = send
         self.topics = topics
         self.max_subscriptions = max_subscriptions
+        self.max_subscriptions_total = max_subscriptions_total
         self.subscription_buffer = subscription_buffer
-        # Calls by request id; None until the call's task has started.
+        # Calls by request id (a notification's by its task); None until the call's task has started.
         self.running: dict[Any, asyncio.Task[Any] | None] = {}
         self.cancelling: set[Any] = set()
+        # Async calls dispatched so far: the transport counts a message's calls by the difference.
+        self.started = 0
+        # Ids of batch members cancelled while their batch waited to be read; answered -32800 unrun.
+        self.queued_cancels: set[Any] = set()
+        # Set by cancel_all(): every call, running or yet to start, is cancelled, with this as the reason.
+        self.cancel_reason: str | None = None
+        # The rate limit this connection's calls draw on (None: no limit). Set by the transport.
+        self.bucket: Bucket | None = None
         self.subscriptions: dict[str, Held] = {}
         # Who the caller is, once the handshake authenticated it (for logs), and
         # which methods it may call (None: all of them). Set by the transport.
@@ -131,6 +165,12 @@ class Session:
             task.cancel()
         # else it has not started: it answers -32800 as it starts (see Dispatcher._run).
         return True
+
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every call, those not yet started included; each with an id answers -32800 with ``reason``."""
+        self.cancel_reason = reason
+        for key in list(self.running):
+            self.cancel(key)
 
     async def close(self) -> None:
         """End every subscription, and wait for their tasks; the transport cancels the running calls."""

@@ -12,9 +12,14 @@ subscriber) and/or from a source: an async generator started for each
 subscription with that subscription's params (the built-in ``clock``).
 
 A slow subscriber never makes memory grow: each subscription keeps at most
-``buffer`` events. When one more arrives, the oldest is dropped, and the next
-event delivered carries ``"dropped": n``, the count lost since the last one.
-Publishing never waits for a subscriber, so one slow subscriber slows no one.
+A slow subscriber never makes memory grow: each subscription keeps at most
+``buffer`` events. A topic fed by a source stops taking events from it while
+the buffer is full, so a subscriber that does not read costs no CPU (issue 9:
+640 clocks ticking for peers that never read took 96% of a core). For a
+topic fed by :meth:`Topics.publish`, when one more event arrives the oldest
+is dropped, and the next event delivered carries ``"dropped": n``, the count
+lost since the last one. Publishing never waits for a subscriber, so one slow
+subscriber slows no one.
 
 Events cross processes (workers, replicas) when a :class:`Relay` is set
 (:mod:`.broker` is one, over Redis): :meth:`Topics.publish` then hands each
@@ -88,7 +93,8 @@ class Subscription:
     """One client's subscription to a topic, with its bounded buffer and its pump task.
 
     The source (if any) is started before the pump, so a source that cannot
-    start leaves nothing behind.
+    start leaves nothing behind. The source is iterated only while the
+    buffer has room: it waits, rather than produce events to drop.
     """
 
     def __init__(self, id: str, topic: Topic, session: Session, buffer: int, params: Any) -> None:
@@ -99,6 +105,7 @@ class Subscription:
         self.buffer = buffer
         self.dropped = 0
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()  # set when the pump takes an event from a full buffer
         self._end_reason = ""
         self._source: asyncio.Task[None] | None = None
         if topic.source is not None:
@@ -120,20 +127,15 @@ class Subscription:
         try:
             async for event in agen:
                 self.offer(event)
+                while len(self.pending) >= self.buffer:
+                    self._room.clear()
+                    await self._room.wait()
         except Exception:
             logger.exception("the source of subscription %s (%s) failed", self.id, self.topic.name)
             reason = "the topic's source failed"
         finally:
             await agen.aclose()  # type: ignore[attr-defined]
         self.end(reason)
-
-    def end(self, reason: str) -> None:
-        """End it from the server's side: what was queued goes out, then ``rpc.unsubscribed`` with ``reason``."""
-        self.session.subscriptions.pop(self.id, None)
-        self.topic.subscribers.discard(self)
-        self._end_reason = reason
-        self.pending.append(_END)
-        self._ready.set()
 
     async def _deliver(self) -> None:
         session = self.session
@@ -142,6 +144,7 @@ class Subscription:
             self._ready.clear()
             while self.pending:
                 event = self.pending.popleft()
+                self._room.set()
                 if event is _END:
                     await session.notify("rpc.unsubscribed", {"subscription": self.id, "reason": self._end_reason})
                     return
@@ -162,6 +165,21 @@ class Subscription:
         for task in tasks:
             task.cancel()
         return tasks
+
+    def end(self, reason: str) -> list[asyncio.Task[None]]:
+        """End it from the server's side: its source stops, what was queued goes out, then ``rpc.unsubscribed``.
+
+        Returns the pump's task, which ends once the notice (with ``reason``) is sent.
+        """
+        self.topic.subscribers.discard(self)
+        self.session.subscriptions.pop(self.id, None)
+        if self._source is not None and self._source is not asyncio.current_task():
+            self._source.cancel()
+        if not self._pump.done() and _END not in self.pending:
+            self._end_reason = reason
+            self.pending.append(_END)
+            self._ready.set()
+        return [self._pump]
 
 
 class Topics:
@@ -244,6 +262,10 @@ class Topics:
     def names(self) -> list[str]:
         return sorted(self._topics)
 
+    def count(self) -> int:
+        """The subscriptions held now, by all connections together."""
+        return sum(len(topic.subscribers) for topic in self._topics.values())
+
     def subscribe(self, topic: Topic, params: Any, session: Session) -> Subscription:
         """Start a subscription of ``session`` to ``topic`` with params already validated.
 
@@ -259,10 +281,17 @@ class Topics:
 
 
 async def clock(interval: float = 1.0) -> AsyncIterator[dict[str, Any]]:
-    """Tick every ``interval`` seconds: ``{"tick": n, "time": unix seconds}``."""
+    """Tick every ``interval`` seconds: ``{"tick": n, "time": unix seconds}``.
+
+    ``n`` counts intervals since the subscription began: after a pause (a
+    subscriber that stopped reading), the ticks missed are skipped, not sent
+    in a burst, and the next ``n`` shows the gap.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
-    for tick in itertools.count(1):
+    tick = 0
+    while True:
+        tick = max(tick + 1, int((loop.time() - start) / interval))
         # Sleep to the next multiple of interval, so ticks do not drift.
         await asyncio.sleep(max(0.0, start + tick * interval - loop.time()))
         yield {"tick": tick, "time": time.time()}

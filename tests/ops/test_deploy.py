@@ -10,7 +10,6 @@ import sys
 import urllib.request
 from collections.abc import Awaitable, Callable
 
-import pytest
 from websockets.asyncio.client import connect
 
 from rpc_client import Client, RpcConnectionError
@@ -79,10 +78,6 @@ async def test_a_subscriber_through_nginx_gets_events_from_the_other_replica_and
         assert json.loads(answer.read()) == {"status": "ok"}
 
 
-@pytest.mark.xfail(
-    reason="needs the drain of issue 9 (hardening): until it lands, SIGTERM closes connections with calls in flight",
-    strict=False,
-)
 async def test_a_replica_drained_behind_nginx_answers_its_calls_and_clients_continue_on_the_other(
     start_process: StartProcess, redis_server: RedisServer, start_nginx: StartNginx
 ) -> None:

@@ -124,13 +124,14 @@ async def test_a_deep_message_holding_a_huge_float_is_a_parse_error_and_the_conn
         assert (await rpc(ws, "add", [1, 2], 2))["result"] == 3
 
 
-async def test_a_result_nested_too_deep_to_write_is_answered_internal_error(server: RpcServer) -> None:
-    """sleep(0, <1010-deep list>) reads fine but cannot be written back: the caller gets -32603, not silence."""
-    deep = "[" * 1010 + "]" * 1010
+async def test_a_result_nested_as_deep_as_the_parser_reads_is_written_back(server: RpcServer) -> None:
+    """sleep(0, <1020-deep list>) is read, and answered with that value exactly (issue 9: it was -32603)."""
+    deep = "[" * 1020 + "]" * 1020
     async with connect(server.url) as ws:
         await ws.send('{"jsonrpc":"2.0","method":"sleep","params":[0,' + deep + '],"id":1}')
-        response = await receive(ws)
-        assert response["error"]["code"] == codes.INTERNAL_ERROR and response["id"] == 1
+        async with asyncio.timeout(WAIT):
+            answer = await ws.recv()
+        assert answer == '{"jsonrpc":"2.0","result":' + deep + ',"id":1}'
         assert (await rpc(ws, "add", [1, 2], 2))["result"] == 3
 
 
