@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -90,8 +91,33 @@ async def test_metrics_of_all_workers_come_in_one_scrape_exactly(start_process: 
         assert value(samples, "rpc_calls_total", method="multiply", code="ok") == 120
         assert value(samples, "rpc_call_duration_seconds_count", method="multiply") == 120
         assert value(samples, "rpc_connections_accepted_total") == 40
-        workers = {dict(labels).get("worker") for name, labels in samples if name == "process_cpu_seconds_total"}
-        assert workers == {"1", "2"}
+        for process_metric in ("process_cpu_seconds_total", "python_gc_collections_total"):
+            workers = {dict(labels).get("worker") for name, labels in samples if name == process_metric}
+            assert workers == {"1", "2"}, process_metric
+
+
+async def test_counters_never_go_back_between_scrapes_whichever_worker_answers(start_process: StartProcess) -> None:
+    """Calls and scrapes interleaved, each on a new connection: every scrape counts at least what the one before did."""
+    server = await start_process("--workers", "2", *TOOLS)
+    seen: list[float] = []
+    answered_by: set[int] = set()
+    for _ in range(30):
+        async with connect(server.url) as ws:  # a new client port: the kernel picks either worker
+            for i in range(20):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [i, 1], "id": i}))
+            async with asyncio.timeout(30):
+                for _ in range(20):
+                    json.loads(await ws.recv())
+        answered_by.add(await _whoami(server.url))
+        samples = await asyncio.to_thread(scrape, server.port)
+        seen.append(value(samples, "rpc_calls_total", method="multiply", code="ok"))
+    assert len(answered_by) == 2  # both workers served, so both answered scrapes too
+    assert all(later >= earlier for earlier, later in itertools.pairwise(seen)), seen
+    await wait_for(
+        lambda: value(scrape(server.port), "rpc_calls_total", method="multiply", code="ok") == 600,
+        15.0,
+        "a scrape to count the 600 calls",
+    )
 
 
 async def test_sigterm_drains_every_worker_and_exits_0(start_process: StartProcess) -> None:
