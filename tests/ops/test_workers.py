@@ -7,8 +7,11 @@ import itertools
 import json
 import os
 import signal
+import ssl
+from pathlib import Path
 
 import psutil
+import trustme
 from websockets.asyncio.client import connect
 
 from .conftest import TOOLS, StartProcess
@@ -127,3 +130,22 @@ async def test_sigterm_drains_every_worker_and_exits_0(start_process: StartProce
     server.signal(signal.SIGTERM)
     assert await server.wait() == 0
     assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+async def test_workers_with_tls_say_wss_once_and_answer_over_it(start_process: StartProcess, tmp_path: Path) -> None:
+    """--workers 2 with a certificate prints one 'listening on wss://' line; a client trusting the CA is answered."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    for blob in leaf.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    server = await start_process("--workers", "2", "--certfile", str(certfile), "--keyfile", str(keyfile), *TOOLS)
+    assert server.url == f"wss://127.0.0.1:{server.port}/ws"
+    assert server.listening_lines() == 1
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with connect(server.url, ssl=context) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": 1}))
+        async with asyncio.timeout(30):
+            assert json.loads(await ws.recv())["result"] == 42
