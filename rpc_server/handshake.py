@@ -4,7 +4,8 @@ Every connection starts with one HTTP request. Before any protocol code runs,
 the server decides here, in this order:
 
 1. A request that is not a WebSocket upgrade is plain HTTP: a :class:`Routes`
-   handler answers it (health, metrics, documents, pages); a route added
+   handler answers it (health, metrics, documents, pages) for GET and HEAD
+   (without the body), other methods get 405 with ``Allow``; a route added
    with ``guarded=True`` is judged by the gates first, as an upgrade is
    (step 3), and its handler gets their admission. On an endpoint with no
    route, websockets' own check answers it (426 Upgrade Required).
@@ -23,6 +24,7 @@ them, so a refused caller never reaches the dispatcher.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import http
 import logging
@@ -213,9 +215,17 @@ class Handshake:
         if not upgrade:
             route = self.routes.get(path)
             if route is not None:
+                if request.method not in ("GET", "HEAD"):
+                    return response(
+                        http.HTTPStatus.METHOD_NOT_ALLOWED,
+                        f"Method Not Allowed: {path} answers GET and HEAD\n",
+                        headers=[("Allow", "GET, HEAD")],
+                    )
                 handler, guarded = route
                 refusal = self.judge(request, admission) if guarded else None
-                return refusal if refusal is not None else handler(request, admission)
+                answer = refusal if refusal is not None else handler(request, admission)
+                # HEAD: the GET's status and headers (Content-Length included), no body (RFC 9110, 9.3.2).
+                return dataclasses.replace(answer, body=b"") if request.method == "HEAD" else answer
         if path not in self.paths:
             return response(
                 http.HTTPStatus.NOT_FOUND, f"Not Found: the WebSocket endpoints are {' and '.join(self.paths)}\n"

@@ -52,6 +52,30 @@ def test_a_plain_request_to_a_route_gets_its_handler_s_answer() -> None:
     assert decision.headers["Content-Type"] == "application/json"
 
 
+def test_head_gets_the_get_s_status_and_headers_without_the_body() -> None:
+    """HEAD /healthz: 200 with the GET's Content-Type and Content-Length, and no body."""
+    routes = Routes()
+    routes.add("/healthz", health)
+    get = Handshake(routes).decide(plain("/healthz"))
+    head = Handshake(routes).decide(Request("/healthz", Headers([("Host", "127.0.0.1")]), method="HEAD"))
+    assert isinstance(get, Response) and isinstance(head, Response)
+    assert (head.status_code, head.body) == (200, b"")
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == str(len(get.body))
+    assert head.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_on_a_route_get_405_with_allow(method: str) -> None:
+    """A route answers GET and HEAD only: anything else is 405 with Allow, and the handler does not run."""
+    routes = Routes()
+    ran: list[str] = []
+    routes.add("/healthz", lambda request, admission: ran.append("ran") or health(request, admission))  # type: ignore[func-returns-value]
+    decision = Handshake(routes).decide(Request("/healthz", Headers([("Host", "127.0.0.1")]), method=method))
+    assert isinstance(decision, Response) and decision.status_code == 405
+    assert decision.headers["Allow"] == "GET, HEAD"
+    assert ran == []
+
+
 def test_an_upgrade_to_a_route_s_path_is_not_taken_by_the_route() -> None:
     """Routes answer plain HTTP only: an upgrade to /healthz is a 404, not a health answer."""
     routes = Routes()
