@@ -403,7 +403,8 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         default=_env_list("RPC_ALLOWED_ORIGIN"),
         help="accept browsers only from this Origin (e.g. https://app.example); repeatable; '*' for any. "
-        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect. "
+        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect; with it, "
+        "only the listed ones: the server's own playground too is refused unless its origin is listed. "
         "Clients that send no Origin (scripts, services) are not affected "
         "(env RPC_ALLOWED_ORIGIN, comma-separated)",
     )
