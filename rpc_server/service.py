@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from . import health
 from .broker import Broker
-from .handshake import Admission, is_upgrade, refuse
+from .handshake import Admission, is_upgrade, refuse, response
 from .logs import AccessLog
 from .metrics import install as install_metrics
 from .server import RpcServer
@@ -32,6 +32,10 @@ __all__ = ["Service"]
 logger = logging.getLogger("rpc_server")
 # What a refused upgrade is told during the drain's grace: try again (on another replica, through a balancer).
 _RETRY_AFTER_S = 1
+
+
+def _metrics_off(request: Request, admission: Admission) -> Response:
+    return response(404, "Not Found: this server counts nothing (--no-metrics)\n")
 
 
 class Service:
@@ -69,6 +73,8 @@ class Service:
         self.broker = Broker(broker, server.topics) if broker else None
         health.install(server.handshake.routes, [self._draining, self._broker_down])
         self.meter = install_metrics(server, shared_dir=metrics_dir, worker=worker) if metrics else None
+        if not metrics:
+            server.handshake.routes.add("/metrics", _metrics_off)
         if access_log:
             server.dispatcher.observe(AccessLog())
         if worker is not None:

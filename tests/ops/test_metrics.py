@@ -77,7 +77,7 @@ async def test_counters_move_by_exactly_the_calls_made(service: Service) -> None
     assert moved("rpc_call_duration_seconds_count", method="multiply") == 8
     assert moved("rpc_call_duration_seconds_bucket", method="multiply", le="+Inf") == 8
     assert moved("rpc_call_duration_seconds_count", method="sleep") == 1
-    assert moved("rpc_call_duration_seconds_sum", method="sleep") >= 0.01
+    assert moved("rpc_call_duration_seconds_sum", method="sleep") > 0
     assert moved("rpc_messages_received_total") == len(sent)
     assert moved("rpc_received_bytes_total") == sum(len(m.encode()) for m in sent)
     assert moved("rpc_messages_sent_total") == len(sent)
@@ -140,14 +140,14 @@ async def test_refused_handshakes_are_counted_by_reason(service: Service) -> Non
 
 
 async def test_no_metrics_means_no_endpoint_and_no_counting() -> None:
-    """With metrics off there is no /metrics route (404), no traffic counter, no call observer."""
+    """With metrics off /metrics is 404 saying why, and there is no traffic counter, no call observer."""
     server = RpcServer(builtin_tools(), port=0)
     async with Service(server, metrics=False) as service:
         assert service.meter is None and server.traffic is None
         async with connect(server.url) as ws:
             assert (await rpc(ws, "multiply", [2, 3]))["result"] == 6
-        status, _, _ = await http_get(server.port, "/metrics")
-        assert status == 404
+        status, _, body = await http_get(server.port, "/metrics")
+        assert (status, body) == (404, b"Not Found: this server counts nothing (--no-metrics)\n")
         status, _, body = await http_get(server.port, "/healthz")
         assert (status, json.loads(body)) == (200, {"status": "ok"})
 
