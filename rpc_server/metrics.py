@@ -30,9 +30,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -46,13 +46,13 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from websockets.http11 import Request, Response
 
-from .handshake import Admission, Gate, is_upgrade, response
+from .dispatch import Dispatcher
+from .handshake import Admission, Handshake, response
 from .logs import outcome_code
-from .server import RpcServer
-from .tls import certificate_gate
-from .traffic import Traffic, reason_of
+from .session import Session, TopicDirectory
+from .traffic import Traffic
 
-__all__ = ["BUCKETS_S", "UNKNOWN_METHOD", "Calls", "Meter", "install"]
+__all__ = ["BUCKETS_S", "UNKNOWN_METHOD", "Calls", "Measured", "Meter", "install"]
 
 logger = logging.getLogger("rpc_server.metrics")
 
@@ -84,6 +84,29 @@ _MAX_CODES = 32
 _SNAPSHOT_EVERY_S = 1.0
 
 Snapshot = dict[str, Any]
+
+
+class _Connection(Protocol):
+    @property
+    def session(self) -> Session: ...
+
+
+class Measured(Protocol):
+    """What the metrics need of the server they count (:class:`~.server.RpcServer` is one)."""
+
+    traffic: Traffic | None  # where its connections count; install() sets it
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def topics(self) -> TopicDirectory: ...
+
+    @property
+    def connections(self) -> Collection[_Connection]: ...
+
+    @property
+    def handshake(self) -> Handshake: ...
 
 
 class _Method:
@@ -156,7 +179,7 @@ class Meter:
         worker: this worker's number, for the labels of its process metrics.
     """
 
-    def __init__(self, server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> None:
+    def __init__(self, server: Measured, *, shared_dir: str | None = None, worker: int | None = None) -> None:
         self.server = server
         self.traffic = Traffic()
         self.calls = Calls(server.dispatcher.serves)
@@ -377,27 +400,7 @@ def _process_metrics(snapshots: list[Snapshot]) -> Iterator[Metric]:
     yield from families.values()
 
 
-def _count_refusals(server: RpcServer, traffic: Traffic) -> None:
-    """Wrap each gate of the handshake so that the upgrades it refuses are counted, by reason."""
-    known: list[tuple[Any, str]] = [(server.origin_policy.gate, "origin"), (certificate_gate, "auth")]
-    if server.auth is not None:
-        known.append((server.auth.gate, "auth"))
-
-    def counted(gate: Gate) -> Gate:
-        reason = next((why for each, why in known if each == gate), None)
-
-        def gate_counted(request: Request, admission: Admission) -> Response | None:
-            refusal = gate(request, admission)
-            if refusal is not None and is_upgrade(request):  # not a scrape of a guarded route
-                traffic.refused[reason or reason_of(refusal.status_code)] += 1
-            return refusal
-
-        return gate_counted
-
-    server.handshake.gates[:] = [counted(gate) for gate in server.handshake.gates]
-
-
-def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> Meter:
+def install(server: Measured, *, shared_dir: str | None = None, worker: int | None = None) -> Meter:
     """Count what ``server`` does and answer ``GET /metrics`` with it.
 
     Args:
@@ -407,8 +410,7 @@ def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | N
         worker: this worker's number.
     """
     meter = Meter(server, shared_dir=shared_dir, worker=worker)
-    server.traffic = meter.traffic
-    _count_refusals(server, meter.traffic)
+    server.traffic = meter.traffic  # the connections count into it, refused upgrades included
     server.dispatcher.observe(meter.calls)
     # Guarded: the handshake's gates judge a scrape as they judge an upgrade (credentials, origin).
     server.handshake.routes.add("/metrics", meter.endpoint, guarded=True)

@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from rpc_server import Limits, RpcServer, builtin_tools, builtin_topics
 from rpc_server.auth import Auth
+from rpc_server.handshake import refuse, response
 from rpc_server.service import Service
 from tests.rpc_server.test_handshake import http_get
 from tests.rpc_server.wire import receive, rpc
@@ -137,6 +138,20 @@ async def test_refused_handshakes_are_counted_by_reason(service: Service) -> Non
     samples = await _scrape(service)
     assert value(samples, "rpc_handshakes_refused_total", reason="origin") == 1
     assert value(samples, "rpc_handshakes_refused_total", reason="auth") == 0
+
+
+async def test_a_gate_added_after_the_metrics_is_counted_by_what_its_refusal_says(service: Service) -> None:
+    """The connection counts each refusal by its reason: a later gate's plain 429 is "limit", a Refusal says its own."""
+    gates = service.server.handshake.gates
+    gates.append(lambda request, admission: response(429, "slow down\n") if request.path == "/ws?plain" else None)
+    gates.append(lambda request, admission: refuse(403, "no", why="origin") if request.path == "/ws?own" else None)
+    for query in ("plain", "own"):
+        with pytest.raises(InvalidStatus):
+            async with connect(f"{service.server.url}?{query}"):
+                pass
+    samples = await _scrape(service)
+    assert value(samples, "rpc_handshakes_refused_total", reason="limit") == 1
+    assert value(samples, "rpc_handshakes_refused_total", reason="origin") == 1
 
 
 async def test_no_metrics_means_no_endpoint_and_no_counting() -> None:

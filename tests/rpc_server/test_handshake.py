@@ -13,7 +13,17 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
 from rpc_server import Registry, codes
-from rpc_server.handshake import Admission, Handshake, Routes, endpoint_of, is_upgrade, json_response, response
+from rpc_server.handshake import (
+    Admission,
+    Handshake,
+    Refusal,
+    Routes,
+    endpoint_of,
+    is_upgrade,
+    json_response,
+    refuse,
+    response,
+)
 
 from .corpus import request
 from .wire import WAIT, StartServer, rpc
@@ -74,6 +84,17 @@ def test_other_methods_on_a_route_get_405_with_allow(method: str) -> None:
     assert isinstance(decision, Response) and decision.status_code == 405
     assert decision.headers["Allow"] == "GET, HEAD"
     assert ran == []
+
+
+def test_a_gate_s_plain_response_becomes_a_refusal_whose_reason_its_status_gives() -> None:
+    """judge() gives a Refusal: 401/403 "auth", 429/503 "limit", others "invalid"; refuse(why=) names its own."""
+    for status, reason in [(401, "auth"), (403, "auth"), (429, "limit"), (503, "limit"), (400, "invalid")]:
+        decision = Handshake(gates=[lambda request, admission, status=status: response(status)]).decide(upgrade())
+        assert isinstance(decision, Refusal) and (decision.status_code, decision.reason) == (status, reason)
+    decision = Handshake(gates=[lambda request, admission: refuse(403, "foreign", why="origin")]).decide(upgrade())
+    assert isinstance(decision, Refusal) and decision.reason == "origin" and decision.body == b"foreign\n"
+    with pytest.raises(ValueError, match="reason"):
+        refuse(403, "x", why="made-up")
 
 
 def test_an_upgrade_to_a_route_s_path_is_not_taken_by_the_route() -> None:
