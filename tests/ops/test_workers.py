@@ -11,8 +11,11 @@ import ssl
 from pathlib import Path
 
 import psutil
+import pytest
 import trustme
 from websockets.asyncio.client import connect
+
+from rpc_server.supervisor import Supervisor
 
 from .conftest import TOOLS, StartProcess
 from .processes import ServerProcess, wait_for
@@ -149,3 +152,15 @@ async def test_workers_with_tls_say_wss_once_and_answer_over_it(start_process: S
         await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": 1}))
         async with asyncio.timeout(30):
             assert json.loads(await ws.recv())["result"] == 42
+
+
+async def test_a_worker_that_never_listens_stops_the_supervisor_with_an_error(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Workers stuck before they listen: past the start timeout the supervisor names them, kills them, exits 1."""
+    supervisor = Supervisor(["--tools", "tests.ops.stuck_tools"], 2, "127.0.0.1", 0, start_timeout_s=3.0)
+    async with asyncio.timeout(60):
+        assert await supervisor.run() == 1
+    assert "worker 1, 2 did not say it listens within 3 s; stopping" in caplog.text
+    assert "listening on" not in capsys.readouterr().out
+    assert all(worker.process is not None and worker.process.returncode is not None for worker in supervisor.workers)
