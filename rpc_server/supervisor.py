@@ -158,7 +158,9 @@ class Supervisor:
             if not done:
                 silent = [str(worker.number) for worker in self.workers if not worker.ready.is_set()]
                 logger.error(
-                    "worker %s did not say it listens within %g s; stopping", ", ".join(silent), self.start_timeout_s
+                    "no 'listening on' line from worker %s within %g s; stopping",
+                    ", ".join(silent),
+                    self.start_timeout_s,
                 )
                 self._kill()
             await stop

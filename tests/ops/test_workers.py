@@ -161,6 +161,6 @@ async def test_a_worker_that_never_listens_stops_the_supervisor_with_an_error(
     supervisor = Supervisor(["--tools", "tests.ops.stuck_tools"], 2, "127.0.0.1", 0, start_timeout_s=3.0)
     async with asyncio.timeout(60):
         assert await supervisor.run() == 1
-    assert "worker 1, 2 did not say it listens within 3 s; stopping" in caplog.text
+    assert "no 'listening on' line from worker 1, 2 within 3 s; stopping" in caplog.text
     assert "listening on" not in capsys.readouterr().out
     assert all(worker.process is not None and worker.process.returncode is not None for worker in supervisor.workers)
