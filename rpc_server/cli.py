@@ -58,8 +58,8 @@ SIGINT or SIGTERM stops it gracefully: after --drain-grace seconds (0 by default
 stops accepting and reading, answers the calls already read (for up to --drain-timeout
 seconds; those still running then are answered -32800), closes every connection with
 1001 and exits with status 0. A second signal stops it at once, with status 1. On the
-same port: GET /healthz, /readyz (503 while draining), /metrics. The limits and what crossing each looks like:
-docs/limits.md.
+same port: GET /healthz, /readyz (503 while draining), /metrics. The limits and what
+crossing each looks like: docs/limits.md.
 """
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
