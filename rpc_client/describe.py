@@ -9,6 +9,7 @@ know as ``any``. The example command it writes runs as printed.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,10 @@ __all__ = ["describe_method", "example_command", "find_method", "list_methods", 
 PROTOCOL_PREFIX = "rpc."
 _SUMMARY_WIDTH = 60
 _PROGRAM = "python -m rpc_client"
+SUBSCRIBE = "rpc.subscribe"
+# A docstring's list of params, which the params table shows already, and reST's literal quotes.
+_ARGS_SECTION = re.compile(r"(?m)^([ \t]*)(?:Args|Arguments|Parameters|Params):[ \t]*\n(?:\1[ \t]+\S.*\n?|[ \t]*\n)*")
+_LITERAL = re.compile(r"``([^`]+)``")
 
 
 def type_text(schema: Any) -> str:
@@ -187,6 +192,18 @@ def example_command(method: Mapping[str, Any], url: str | None = None, *, topic:
     return " ".join(shlex.quote(w) if w != _PROGRAM else w for w in words)
 
 
+def _prose(description: str) -> str:
+    """A docstring for a terminal: without its ``Args:`` section, literals in single backquotes."""
+    return _LITERAL.sub(r"`\1`", _ARGS_SECTION.sub("", description.strip() + "\n")).strip()
+
+
+def _example(document: Mapping[str, Any], method: Mapping[str, Any], url: str | None, topic: bool) -> str:
+    if method.get("name") == SUBSCRIBE:  # "rpc.subscribe NAME" prints only an id: --subscribe shows the events
+        topics = [t for t in document.get("x-topics", []) if isinstance(t, Mapping) and "name" in t]
+        return example_command(topics[0], url, topic=True) if topics else "(this server offers you no topic)"
+    return example_command(method, url, topic=topic)
+
+
 def _wrap(text: str, indent: str = "  ") -> list[str]:
     """The text indented, its own line breaks kept (a docstring's Args: list), long lines wrapped."""
     out: list[str] = []
@@ -207,7 +224,7 @@ def describe_method(document: Mapping[str, Any], name: str, url: str | None = No
         raise KeyError(name)
     topic = _is_topic(document, method)
     lines = [f"{method['name']} (a topic: subscribe to it)" if topic else str(method["name"])]
-    description = str(method.get("description") or method.get("summary") or "")
+    description = _prose(str(method.get("description") or method.get("summary") or ""))
     if description:
         lines += _wrap(description)
     structure = {"by-position": "by position", "by-name": "by name"}.get(
@@ -227,6 +244,7 @@ def describe_method(document: Mapping[str, Any], name: str, url: str | None = No
             if not p.get("required") and isinstance(schema, Mapping) and "default" in schema:
                 need += f", default {json.dumps(schema['default'])}"
             text = str(p.get("description") or (schema.get("description", "") if isinstance(schema, Mapping) else ""))
+            text = _LITERAL.sub(r"`\1`", text)
             rows.append((f"  {p['name']}", kind, need, text))
         lines += _table(rows)
     event = method.get("event")
@@ -247,7 +265,7 @@ def describe_method(document: Mapping[str, Any], name: str, url: str | None = No
     errors = [e for e in method.get("errors", []) if isinstance(e, Mapping)]
     if errors:
         lines += ["", "errors:", *_table([(f"  {e.get('code')}", str(e.get("message", ""))) for e in errors])]
-    lines += ["", "example:", f"  {example_command(method, url, topic=topic)}"]
+    lines += ["", "example:", f"  {_example(document, method, url, topic)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -54,12 +54,12 @@ examples:
   %(prog)s --workers auto --broker redis://127.0.0.1:6379/0 --log-format json
 
 When ready it prints one line, 'listening on ws://HOST:PORT/ws' (wss:// with TLS).
-SIGINT or SIGTERM stops it gracefully: it stops accepting and reading, answers the
-calls already read (for up to --drain-timeout seconds; those still running then are
-answered -32800), closes every connection with 1001 and exits with status 0. A second
-signal stops it at once, with status 1. On the same port: GET /healthz, /readyz
-(503 while draining), /metrics. The limits and what crossing each looks like:
-docs/limits.md.
+SIGINT or SIGTERM stops it gracefully: after --drain-grace seconds (0 by default) it
+stops accepting and reading, answers the calls already read (for up to --drain-timeout
+seconds; those still running then are answered -32800), closes every connection with
+1001 and exits with status 0. A second signal stops it at once, with status 1. On the
+same port: GET /healthz, /readyz (503 while draining), /metrics. The limits and what
+crossing each looks like: docs/limits.md.
 """
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -403,7 +403,8 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         default=_env_list("RPC_ALLOWED_ORIGIN"),
         help="accept browsers only from this Origin (e.g. https://app.example); repeatable; '*' for any. "
-        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect. "
+        "Without it, only pages of this server and of localhost, 127.0.0.1 and [::1] may connect; with it, "
+        "only the listed ones: the server's own playground too is refused unless its origin is listed. "
         "Clients that send no Origin (scripts, services) are not affected "
         "(env RPC_ALLOWED_ORIGIN, comma-separated)",
     )
@@ -494,6 +495,15 @@ def _add_operations(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=_flag_env("RPC_NO_METRICS"),
         help="count nothing and serve no /metrics (env RPC_NO_METRICS=1)",
+    )
+    add(
+        "--drain-grace",
+        type=_seconds_or_zero,
+        metavar="SECONDS",
+        default=_env("RPC_DRAIN_GRACE", "0"),
+        help="on SIGTERM or SIGINT, keep listening this long before draining: /readyz answers 503 and new "
+        "upgrades 503 with Retry-After, while open connections are served, so that a balancer has time to "
+        "send new clients elsewhere (env RPC_DRAIN_GRACE; default %(default)s)",
     )
 
 
@@ -604,6 +614,7 @@ def service_from(args: argparse.Namespace, server: RpcServer) -> Service:
         access_log=args.access_log,
         worker=int(worker) if worker else None,
         metrics_dir=os.environ.get(METRICS_DIR_ENV) if worker else None,
+        drain_grace_s=args.drain_grace,
     )
 
 

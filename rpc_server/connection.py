@@ -62,7 +62,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission, endpoint_of
+from .handshake import Admission, Refusal, endpoint_of, is_upgrade
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
 from .session import Bucket, Session, TopicDirectory
@@ -322,7 +322,9 @@ class Connection(asyncio.Protocol):
             self.open_timer.cancel()
         decision = self.host.admit(request, self._caller())
         traffic = self.traffic
-        if isinstance(decision, Response):  # plain HTTP, or a refusal (counted by the metrics' gates)
+        if isinstance(decision, Response):  # plain HTTP, or a refusal
+            if traffic is not None and isinstance(decision, Refusal) and is_upgrade(request):  # not a guarded route's
+                traffic.refused[decision.reason] += 1
             self.ws.send_response(decision)
             return
         response = self.ws.accept(request)  # checks the handshake itself, Origin and subprotocol

@@ -4,14 +4,16 @@ Every connection starts with one HTTP request. Before any protocol code runs,
 the server decides here, in this order:
 
 1. A request that is not a WebSocket upgrade is plain HTTP: a :class:`Routes`
-   handler answers it (health, metrics, documents, pages); a route added
+   handler answers it (health, metrics, documents, pages) for GET and HEAD
+   (without the body), other methods get 405 with ``Allow``; a route added
    with ``guarded=True`` is judged by the gates first, as an upgrade is
    (step 3), and its handler gets their admission. On an endpoint with no
    route, websockets' own check answers it (426 Upgrade Required).
 2. An upgrade to a path other than the endpoints is 404.
 3. Each :data:`Gate` in turn may refuse the upgrade with a response of its
    own (a full server: 503; a browser from a foreign origin: 403; a missing
-   credential: 401), or write down what it learnt in the connection's
+   credential: 401), a :class:`Refusal` that says why (the connection counts
+   refusals by reason for the metrics), or write down what it learnt in the connection's
    :class:`Admission` (who the caller is, what it may call, until when).
 4. Otherwise the upgrade is accepted; the connection then applies the
    admission to its session.
@@ -23,6 +25,7 @@ them, so a refused caller never reaches the dispatcher.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import http
 import logging
@@ -36,15 +39,18 @@ from websockets.http11 import Request, Response
 
 __all__ = [
     "PATHS",
+    "REFUSALS",
     "Admission",
     "Gate",
     "Handler",
     "Handshake",
+    "Refusal",
     "Routes",
     "endpoint_of",
     "is_upgrade",
     "json_response",
     "path_of",
+    "reason_of",
     "refuse",
     "response",
 ]
@@ -80,8 +86,45 @@ class Admission:
     certificate: dict[str, Any] | None = None
 
 
-# A gate refuses an upgrade with a response, or returns None to let it through
-# (writing what it learnt into the admission).
+# Why an upgrade was refused: a foreign web page, a missing or wrong credential, a
+# server at its limits (or shutting down), or a request that is no valid WebSocket handshake.
+REFUSALS = ("origin", "auth", "limit", "invalid")
+
+
+def reason_of(status: int) -> str:
+    """The reason a refusal with ``status`` stands for, when who refused does not say."""
+    if status in (401, 403):
+        return "auth"
+    if status in (429, 503):
+        return "limit"
+    return "invalid"
+
+
+@dataclass
+class Refusal(Response):
+    """A response refusing an upgrade, and why: one of :data:`REFUSALS` (the metrics count by it).
+
+    :func:`refuse` makes one; :meth:`Handshake.judge` turns a gate's plain
+    :class:`Response` into one, its reason read from its status.
+    """
+
+    reason: str = "invalid"
+
+    def __post_init__(self) -> None:
+        if self.reason not in REFUSALS:  # a label value: the series stay bounded
+            raise ValueError(f"a refusal's reason is one of {', '.join(REFUSALS)}, not {self.reason!r}")
+
+    @classmethod
+    def of(cls, answer: Response, reason: str | None = None) -> Refusal:
+        """``answer`` as a refusal, for ``reason`` (by default, what its status stands for)."""
+        if isinstance(answer, Refusal) and reason is None:
+            return answer
+        why = reason or reason_of(answer.status_code)
+        return cls(answer.status_code, answer.reason_phrase, answer.headers, answer.body, reason=why)
+
+
+# A gate refuses an upgrade with a response (a Refusal says why; a plain Response is
+# read by its status), or returns None to let it through (writing what it learnt into the admission).
 Gate = Callable[[Request, Admission], Response | None]
 # Answers one plain HTTP request, given what is known of the caller (see Routes.add).
 Handler = Callable[[Request, Admission], Response]
@@ -134,14 +177,24 @@ def response(
     return Response(status.value, status.phrase, all_headers, data)
 
 
-def refuse(status: int, reason: str, headers: Iterable[tuple[str, str]] = (), *, peer: str | None = None) -> Response:
+def refuse(
+    status: int,
+    reason: str,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    peer: str | None = None,
+    why: str | None = None,
+) -> Refusal:
     """A gate's refusal, logged once with the peer: the reason as a one-line plain-text body.
 
     The reason is for people and for clients to show; it must not quote a credential.
+
+    Args:
+        why: one of :data:`REFUSALS`, for the metrics; by default, what ``status`` stands for.
     """
     reason = "".join(c if c.isprintable() else "?" for c in reason)  # one line, whatever it quotes
     logger.warning("refused %s: %s", peer or "a request", reason)
-    return response(status, reason + "\n", headers=headers)
+    return Refusal.of(response(status, reason + "\n", headers=headers), why)
 
 
 def json_response(status: int, value: Any) -> Response:
@@ -213,9 +266,17 @@ class Handshake:
         if not upgrade:
             route = self.routes.get(path)
             if route is not None:
+                if request.method not in ("GET", "HEAD"):
+                    return response(
+                        http.HTTPStatus.METHOD_NOT_ALLOWED,
+                        f"Method Not Allowed: {path} answers GET and HEAD\n",
+                        headers=[("Allow", "GET, HEAD")],
+                    )
                 handler, guarded = route
                 refusal = self.judge(request, admission) if guarded else None
-                return refusal if refusal is not None else handler(request, admission)
+                answer = refusal if refusal is not None else handler(request, admission)
+                # HEAD: the GET's status and headers (Content-Length included), no body (RFC 9110, 9.3.2).
+                return dataclasses.replace(answer, body=b"") if request.method == "HEAD" else answer
         if path not in self.paths:
             return response(
                 http.HTTPStatus.NOT_FOUND, f"Not Found: the WebSocket endpoints are {' and '.join(self.paths)}\n"
@@ -225,10 +286,10 @@ class Handshake:
         refusal = self.judge(request, admission)
         return refusal if refusal is not None else admission
 
-    def judge(self, request: Request, admission: Admission) -> Response | None:
+    def judge(self, request: Request, admission: Admission) -> Refusal | None:
         """Run the gates in order: the first refusal, or None when all let the request through."""
         for gate in self.gates:
             refusal = gate(request, admission)
             if refusal is not None:
-                return refusal
+                return Refusal.of(refusal)
         return None

@@ -9,12 +9,14 @@ flight, subscriptions open). Method labels are bounded: a method the server
 does not serve counts as ``(unknown)``, so a client cannot make series up.
 
 With ``--workers`` each worker writes a snapshot of its counts to a folder
-the supervisor shares (:data:`~.supervisor.METRICS_DIR_ENV`) every second and
-when it stops; the worker that answers a scrape adds the others' snapshots to
-its own live counts. Counters and histograms add up exactly (a worker that
-died keeps its last snapshot, so no counter goes back), the gauges of dead
-workers are left out, and the process metrics carry a ``worker`` label. A
-scrape may lag the other workers by up to a second.
+the supervisor shares (:data:`~.supervisor.METRICS_DIR_ENV`) every second,
+when it stops, and when it answers a scrape; that worker then exposes the sum
+of every file, its own included. A file only grows, and a worker that died
+keeps its last one, so whichever worker answers, no counter is ever lower
+than in an earlier scrape (Prometheus would take that for a reset). Counters
+and histograms add up exactly; the gauges of dead workers are left out; the
+process and garbage-collector metrics carry a ``worker`` label. A scrape may
+lag the other workers by up to a second.
 
 The metrics and their labels are listed in docs/operations.md.
 """
@@ -27,9 +29,10 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -43,13 +46,13 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from websockets.http11 import Request, Response
 
-from .handshake import Admission, Gate, is_upgrade, response
+from .dispatch import Dispatcher
+from .handshake import Admission, Handshake, response
 from .logs import outcome_code
-from .server import RpcServer
-from .tls import certificate_gate
-from .traffic import Traffic, reason_of
+from .session import Session, TopicDirectory
+from .traffic import Traffic
 
-__all__ = ["BUCKETS_S", "UNKNOWN_METHOD", "Calls", "Meter", "install"]
+__all__ = ["BUCKETS_S", "UNKNOWN_METHOD", "Calls", "Measured", "Meter", "install"]
 
 logger = logging.getLogger("rpc_server.metrics")
 
@@ -81,6 +84,29 @@ _MAX_CODES = 32
 _SNAPSHOT_EVERY_S = 1.0
 
 Snapshot = dict[str, Any]
+
+
+class _Connection(Protocol):
+    @property
+    def session(self) -> Session: ...
+
+
+class Measured(Protocol):
+    """What the metrics need of the server they count (:class:`~.server.RpcServer` is one)."""
+
+    traffic: Traffic | None  # where its connections count; install() sets it
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def topics(self) -> TopicDirectory: ...
+
+    @property
+    def connections(self) -> Collection[_Connection]: ...
+
+    @property
+    def handshake(self) -> Handshake: ...
 
 
 class _Method:
@@ -153,7 +179,7 @@ class Meter:
         worker: this worker's number, for the labels of its process metrics.
     """
 
-    def __init__(self, server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> None:
+    def __init__(self, server: Measured, *, shared_dir: str | None = None, worker: int | None = None) -> None:
         self.server = server
         self.traffic = Traffic()
         self.calls = Calls(server.dispatcher.serves)
@@ -166,7 +192,9 @@ class Meter:
                 collector(registry=self.registry)
         else:
             PlatformCollector(registry=self.registry)
-        self._writer: asyncio.Task[None] | None = None
+            # Read into each snapshot, to be exposed with the worker's label (see _process_metrics).
+            self._gc = GCCollector(registry=CollectorRegistry())
+            self._set_aside_a_dead_namesake()
 
     # -- counts ------------------------------------------------------------------
 
@@ -193,22 +221,24 @@ class Meter:
                 "in_flight": sum(len(c.session.running) for c in list(server.connections)),
                 "subscriptions": sum(len(topic.subscribers) for topic in topics),
             },
+            "gc": [_as_json(family) for family in self._gc.collect()] if self.shared_dir is not None else [],
         }
 
     def snapshots(self) -> list[Snapshot]:
-        """This process's snapshot, and the latest of every other worker's."""
-        own = self.snapshot()
+        """Every worker's latest snapshot, this one's written now; a lone process's own counts."""
         if self.shared_dir is None:
-            return [own]
-        found = [own]
+            return [self.snapshot()]
+        try:
+            self.write()
+        except OSError:
+            logger.exception("cannot write this worker's metrics into %s", self.shared_dir)
+        found = []
         for path in self.shared_dir.glob("*.json"):
-            if path.stem == str(own["pid"]):
-                continue
             try:
                 snapshot = json.loads(path.read_bytes())
             except (OSError, ValueError):
-                continue  # a worker's file being replaced, or gone
-            snapshot["alive"] = _alive(int(snapshot["pid"]))
+                continue  # not one of ours: os.replace() never leaves a file half written
+            snapshot["alive"] = path.stem == str(snapshot["pid"]) and _alive(int(snapshot["pid"]))
             found.append(snapshot)
         return found
 
@@ -222,6 +252,13 @@ class Meter:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(own))
         os.replace(temporary, path)
+
+    def _set_aside_a_dead_namesake(self) -> None:
+        """Keep the counts of a dead worker whose pid this one was given: its file must not be overwritten."""
+        assert self.shared_dir is not None
+        path = self.shared_dir / f"{os.getpid()}.json"
+        with contextlib.suppress(OSError):  # none there: the common case
+            os.replace(path, path.with_name(f"{os.getpid()}-{time.time_ns()}.json"))
 
     async def share(self) -> None:
         """Write the snapshot every second until cancelled, and once more then."""
@@ -341,41 +378,29 @@ def _calls(snapshots: list[Snapshot]) -> Iterator[Metric]:
     yield durations
 
 
+def _as_json(family: Metric) -> list[Any]:
+    return [family.name, family.documentation, family.type, [[s.name, s.labels, s.value] for s in family.samples]]
+
+
 def _process_metrics(snapshots: list[Snapshot]) -> Iterator[Metric]:
-    """The process metrics of every live worker, each with its ``worker`` label."""
+    """The process and garbage-collector metrics of every live worker, each with its ``worker`` label."""
     families: dict[str, Metric] = {}
     for snapshot in snapshots:
         if not snapshot.get("alive", True):
             continue
         pid, worker = int(snapshot["pid"]), str(snapshot["worker"])
-        for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():  # type: ignore[misc]
-            into = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
-            for sample in family.samples:
-                into.add_sample(sample.name, {**sample.labels, "worker": worker}, sample.value)
+        found = [
+            _as_json(family)
+            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect()  # type: ignore[misc]
+        ]
+        for name, documentation, kind, samples in found + snapshot.get("gc", []):
+            into = families.setdefault(name, Metric(name, documentation, kind))
+            for sample_name, labels, value in samples:
+                into.add_sample(sample_name, {**labels, "worker": worker}, value)
     yield from families.values()
 
 
-def _count_refusals(server: RpcServer, traffic: Traffic) -> None:
-    """Wrap each gate of the handshake so that the upgrades it refuses are counted, by reason."""
-    known: list[tuple[Any, str]] = [(server.origin_policy.gate, "origin"), (certificate_gate, "auth")]
-    if server.auth is not None:
-        known.append((server.auth.gate, "auth"))
-
-    def counted(gate: Gate) -> Gate:
-        reason = next((why for each, why in known if each == gate), None)
-
-        def gate_counted(request: Request, admission: Admission) -> Response | None:
-            refusal = gate(request, admission)
-            if refusal is not None and is_upgrade(request):  # not a scrape of a guarded route
-                traffic.refused[reason or reason_of(refusal.status_code)] += 1
-            return refusal
-
-        return gate_counted
-
-    server.handshake.gates[:] = [counted(gate) for gate in server.handshake.gates]
-
-
-def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | None = None) -> Meter:
+def install(server: Measured, *, shared_dir: str | None = None, worker: int | None = None) -> Meter:
     """Count what ``server`` does and answer ``GET /metrics`` with it.
 
     Args:
@@ -385,8 +410,7 @@ def install(server: RpcServer, *, shared_dir: str | None = None, worker: int | N
         worker: this worker's number.
     """
     meter = Meter(server, shared_dir=shared_dir, worker=worker)
-    server.traffic = meter.traffic
-    _count_refusals(server, meter.traffic)
+    server.traffic = meter.traffic  # the connections count into it, refused upgrades included
     server.dispatcher.observe(meter.calls)
     # Guarded: the handshake's gates judge a scrape as they judge an upgrade (credentials, origin).
     server.handshake.routes.add("/metrics", meter.endpoint, guarded=True)

@@ -33,7 +33,7 @@ from typing import Any
 from . import schema as schemas
 from .describe import Description, Param, Params, describe, params_of, summary
 from .registry import Registry
-from .session import TopicDirectory
+from .session import TOPIC_PREFIX, TopicDirectory
 from .topics import Topic
 
 __all__ = ["NOTIFICATIONS", "OPENRPC_VERSION", "document", "method", "package_version", "topic"]
@@ -173,7 +173,8 @@ def document(
         topics: listed in ``x-topics``.
         url: the endpoint the client connected to, for ``servers``.
         may_call: when given, only the user's tools it says yes to are listed
-            (the ``rpc.*`` methods are everyone's).
+            (the ``rpc.*`` methods are everyone's), and the topics it lets
+            the caller subscribe to (``topic:NAME``).
         title, version, description: the ``info`` object; version
             defaults to the installed package's.
 
@@ -190,6 +191,10 @@ def document(
         doc["servers"] = [{"name": title, "url": url}]
     doc["methods"] = methods
     if topics is not None:
-        doc["x-topics"] = [topic(t) for name in topics.names() if (t := topics.get(name)) is not None]
+        doc["x-topics"] = [
+            topic(t)
+            for name in topics.names()
+            if (may_call is None or may_call(TOPIC_PREFIX + name)) and (t := topics.get(name)) is not None
+        ]
     doc["x-notifications"] = NOTIFICATIONS
     return doc

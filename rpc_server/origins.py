@@ -144,7 +144,7 @@ class OriginPolicy:
         if not origins:
             return None
         if len(origins) > 1:
-            return refuse(403, "more than one Origin header", peer=admission.peer)
+            return refuse(403, "more than one Origin header", peer=admission.peer, why="origin")
         origin = origins[0]
         if self.accepts(origin, request.headers.get("Host")):
             return None
@@ -153,4 +153,5 @@ class OriginPolicy:
             403,
             f"origin {shown} is not allowed: the server's --allowed-origin lists the web pages that may connect",
             peer=admission.peer,
+            why="origin",
         )

@@ -159,7 +159,9 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
     hints = _hints(fn)
     context = context_parameter(fn)
     doc = description if description is not None else inspect.getdoc(fn)
-    described = _param_descriptions(inspect.getdoc(fn) or "") | _annotated_descriptions(fn)
+    described = _param_descriptions(inspect.getdoc(fn) or "")
+    by_type = {name: _type_schema(hint) for name, hint in hints.items()}
+    annotated = _annotated_keywords(fn, by_type)
     items: list[dict[str, Any]] = []
     min_items = 0
     extra_items: Any = False
@@ -173,6 +175,7 @@ def from_signature(fn: Callable[..., Any], description: str | None = None) -> di
         schema = _type_schema(hints.get(p.name, p.annotation))
         if p.name in described:
             schema["description"] = described[p.name]
+        schema.update(annotated.get(p.name, {}))
         required_here = p.default is inspect.Parameter.empty
         if not required_here:
             schema.update(_default(p.default))
@@ -254,8 +257,32 @@ def _param_descriptions(doc: str) -> dict[str, str]:
     return {name: text for name, text in found.items() if text}
 
 
-def _annotated_descriptions(fn: Callable[..., Any]) -> dict[str, str]:
-    """Descriptions given in ``Annotated[type, "text"]`` hints, or by a ``Field(description=...)``-like object."""
+# Constraints of annotated_types (Ge(0), Interval(...), MaxLen(3)) and of pydantic's Field(ge=0, ...),
+# by attribute name, and the JSON Schema keyword each becomes ("length": by the schema's type).
+_CONSTRAINTS = {
+    "gt": "exclusiveMinimum",
+    "ge": "minimum",
+    "lt": "exclusiveMaximum",
+    "le": "maximum",
+    "multiple_of": "multipleOf",
+    "min_length": "min-length",
+    "max_length": "max-length",
+    "pattern": "pattern",
+}
+_LENGTHS = {"string": "Length", "array": "Items", "object": "Properties"}
+
+
+def _annotated_keywords(fn: Callable[..., Any], schemas: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What ``Annotated[type, ...]`` hints add to each parameter's schema: a description and constraints.
+
+    A description is a plain string or a ``description`` attribute (pydantic's
+    ``Field``); constraints are the attributes in :data:`_CONSTRAINTS`, of
+    the metadata itself or of its parts (``Field(...).metadata``,
+    ``annotated_types.Interval``), so that the derived schema checks them.
+
+    Args:
+        schemas: each parameter's schema from its type, to tell a string's length from an array's.
+    """
     target = fn.func if isinstance(fn, functools.partial) else fn
     if not (inspect.isroutine(target) or inspect.isclass(target)):
         target = type(target).__call__
@@ -263,14 +290,42 @@ def _annotated_descriptions(fn: Callable[..., Any]) -> dict[str, str]:
         hints = typing.get_type_hints(target, include_extras=True)
     except Exception:
         return {}  # _hints, which the schema needs, says why
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, Any]] = {}
     for name, hint in hints.items():
-        if typing.get_origin(hint) is typing.Annotated:
-            for extra in hint.__metadata__:
-                text = extra if isinstance(extra, str) else getattr(extra, "description", None)
-                if isinstance(text, str) and text:
-                    found[name] = text
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        keywords: dict[str, Any] = {}
+        kind = schemas.get(name, {}).get("type")
+        for extra in hint.__metadata__:
+            text = extra if isinstance(extra, str) else getattr(extra, "description", None)
+            if isinstance(text, str) and text:
+                keywords["description"] = text
+            for part in _parts(extra):
+                for attribute, keyword in _CONSTRAINTS.items():
+                    value = getattr(part, attribute, None)
+                    if isinstance(value, bool) or not isinstance(value, int | float | str):
+                        continue
+                    if keyword.endswith("-length"):
+                        if kind not in _LENGTHS:
+                            continue
+                        keyword = keyword[:3] + _LENGTHS[kind]
+                    keywords[keyword] = value
+        if keywords:
+            found[name] = keywords
     return found
+
+
+def _parts(extra: Any) -> list[Any]:
+    """An Annotated extra and what it groups: pydantic's ``Field(...).metadata``, ``Interval``'s bounds."""
+    if isinstance(extra, str):
+        return []
+    parts = [extra]
+    metadata = getattr(extra, "metadata", None)
+    if isinstance(metadata, list):
+        parts += metadata
+    elif getattr(extra, "__is_annotated_types_grouped_metadata__", False):
+        parts += list(extra)
+    return parts
 
 
 _ASYNC_ITERATORS = (AsyncIterator, AsyncGenerator, AsyncIterable)

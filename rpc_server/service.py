@@ -15,15 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from types import TracebackType
+
+from websockets.http11 import Request, Response
 
 from . import health
 from .broker import Broker
+from .handshake import Admission, is_upgrade, refuse, response
 from .logs import AccessLog
 from .metrics import install as install_metrics
 from .server import RpcServer
 
 __all__ = ["Service"]
+
+logger = logging.getLogger("rpc_server")
+# What a refused upgrade is told during the drain's grace: try again (on another replica, through a balancer).
+_RETRY_AFTER_S = 1
+
+
+def _metrics_off(request: Request, admission: Admission) -> Response:
+    return response(404, "Not Found: this server counts nothing (--no-metrics)\n")
 
 
 class Service:
@@ -37,6 +49,10 @@ class Service:
         worker: this process's number among the workers (:mod:`.supervisor`):
             it then binds with ``SO_REUSEPORT``.
         metrics_dir: with workers, the folder where they share their counts.
+        drain_grace_s: on a graceful stop, how long the server keeps listening
+            before it drains: /readyz answers 503 and new upgrades get 503 with
+            ``Retry-After``, so that a balancer's readiness probe has time to
+            send new clients elsewhere; open connections are served as before.
     """
 
     def __init__(
@@ -48,12 +64,17 @@ class Service:
         access_log: bool = False,
         worker: int | None = None,
         metrics_dir: str | None = None,
+        drain_grace_s: float = 0.0,
     ) -> None:
         self.server = server
         self.draining = False
+        self.drain_grace_s = drain_grace_s
+        server.handshake.gates.insert(0, self._refuse_while_draining)
         self.broker = Broker(broker, server.topics) if broker else None
         health.install(server.handshake.routes, [self._draining, self._broker_down])
         self.meter = install_metrics(server, shared_dir=metrics_dir, worker=worker) if metrics else None
+        if not metrics:
+            server.handshake.routes.add("/metrics", _metrics_off)
         if access_log:
             server.dispatcher.observe(AccessLog())
         if worker is not None:
@@ -68,6 +89,12 @@ class Service:
             return None
         return "the event broker is unreachable"
 
+    def _refuse_while_draining(self, request: Request, admission: Admission) -> Response | None:
+        if not self.draining or not is_upgrade(request):  # a scrape of /metrics still gets its answer
+            return None
+        headers = [("Retry-After", str(_RETRY_AFTER_S))]
+        return refuse(503, "the server is shutting down: connect again", headers, peer=admission.peer)
+
     async def start(self) -> None:
         """Connect the broker (one try; it retries in the background), then start the server."""
         if self.broker is not None:
@@ -79,11 +106,15 @@ class Service:
             self._sharing = asyncio.create_task(self.meter.share(), name="rpc metrics sharing")
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Stop gracefully: /readyz answers 503 from now; the server drains (:meth:`RpcServer.drain`), then the broker.
+        """Stop gracefully: /readyz answers 503 from now; after ``drain_grace_s`` the server drains
+        (:meth:`RpcServer.drain`), then the broker.
 
         Cancelling it (a second signal) leaves the server as it is: ``server.abort()`` cuts it.
         """
         self.draining = True
+        if self.drain_grace_s > 0:
+            logger.info("draining: /readyz answers 503; still listening for %g s (--drain-grace)", self.drain_grace_s)
+            await asyncio.sleep(self.drain_grace_s)
         await self.server.drain(timeout_s)
         await self._stop_the_rest()
 

@@ -11,8 +11,10 @@ module is the supervisor that runs them:
 - each worker is ``python -m rpc_server`` with the same flags, ``--workers 1``
   and that port; the environment names its number (``RPC_WORKER``) and the
   folder where workers share their metrics (``RPC_METRICS_DIR``);
-- the ``listening on`` line is printed once, when every worker has printed
-  its own; a worker's other output is passed through;
+- the ``listening on`` line (the first worker's: ``wss://`` with TLS) is
+  printed once, when every worker has printed its own; a worker's other
+  output is passed through; a worker that says nothing within a minute
+  stops them all;
 - a worker that dies is started again after a delay that doubles with each
   death in a row (0.5 s up to 30 s; back to 0.5 s once it has run for a
   minute), and the supervisor says so on stderr;
@@ -94,6 +96,7 @@ class _Worker:
     started_at: float = 0.0
     backoff_s: float = _FIRST_BACKOFF_S
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    listening: str = ""  # its own "listening on ..." line
     output: asyncio.Task[None] | None = None
 
 
@@ -106,22 +109,21 @@ class Supervisor:
         workers: how many worker processes.
         host: the address to listen on.
         port: the port; 0 picks a free one.
+        start_timeout_s: how long every worker has to say it listens.
     """
 
-    def __init__(self, argv: Sequence[str], workers: int, host: str, port: int) -> None:
+    def __init__(
+        self, argv: Sequence[str], workers: int, host: str, port: int, *, start_timeout_s: float = _START_TIMEOUT_S
+    ) -> None:
         self.argv = list(argv)
         self.workers = [_Worker(number) for number in range(1, workers + 1)]
         self.host = host
         self.port = port
+        self.start_timeout_s = start_timeout_s
         self.stopping = False
         self.listening = False
         self._stop = asyncio.Event()
         self._metrics_dir = ""
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}/ws"
 
     def _command(self) -> list[str]:
         return [sys.executable, "-m", "rpc_server", *self.argv, "--workers", "1", "--port", str(self.port)]
@@ -144,12 +146,23 @@ class Supervisor:
                 asyncio.gather(*(worker.ready.wait() for worker in self.workers))
             )
             stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
-            done, _ = await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [ready, stop], timeout=self.start_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
             if ready in done:
                 self.listening = True
-                print(f"listening on {self.url}", flush=True)
+                # A worker's own line: it knows its scheme (wss:// with TLS) and the port it bound.
+                print(self.workers[0].listening, end="", flush=True)
             else:
                 ready.cancel()
+            if not done:
+                silent = [str(worker.number) for worker in self.workers if not worker.ready.is_set()]
+                logger.error(
+                    "no 'listening on' line from worker %s within %g s; stopping",
+                    ", ".join(silent),
+                    self.start_timeout_s,
+                )
+                self._kill()
             await stop
             statuses = await asyncio.gather(*watchers)
             return 0 if all(status == 0 for status in statuses) else 1
@@ -169,6 +182,15 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.send_signal(sig)
 
+    def _kill(self) -> None:
+        """Stop at once: a worker stuck before it listens may not be handling signals yet."""
+        self.stopping = True
+        self._stop.set()
+        for worker in self.workers:
+            if worker.process is not None and worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+
     async def _start(self, worker: _Worker) -> None:
         env = dict(os.environ, **{WORKER_ENV: str(worker.number), METRICS_DIR_ENV: self._metrics_dir})
         env["PYTHONUNBUFFERED"] = "1"
@@ -187,6 +209,7 @@ class Supervisor:
         assert process.stdout is not None
         async for line in process.stdout:
             if line.startswith(_LISTENING):
+                worker.listening = line.decode(errors="replace")
                 worker.ready.set()
             else:
                 sys.stdout.buffer.write(line)

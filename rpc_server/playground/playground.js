@@ -241,7 +241,10 @@ function connect() {
     open: () => discover(connection),
     close: (event) => {
       if (state.connection !== connection) return;
-      const why = event.code === 1006 ? "could not connect (is the access token right?)" : `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`;
+      // A refused upgrade shows as 1006 whatever the server said (browsers hide the HTTP status).
+      const why = event.code === 1006
+        ? "could not connect: a wrong or missing access token, or this page's origin is not allowed (--allowed-origin)"
+        : `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`;
       setStatus(why, "bad");
       $("call").disabled = true;
     },

@@ -24,7 +24,7 @@ __all__ = ["Nginx", "RedisServer", "ServerProcess", "free_port", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
-_LISTENING = re.compile(r"listening on (ws://\S+)")
+_LISTENING = re.compile(r"listening on (wss?://\S+)")
 
 
 def free_port() -> int:

@@ -78,6 +78,20 @@ async def test_a_subscriber_through_nginx_gets_events_from_the_other_replica_and
         assert json.loads(answer.read()) == {"status": "ok"}
 
 
+async def test_through_nginx_the_playground_s_origin_is_admitted_and_discover_names_nginx_s_url(
+    start_process: StartProcess, start_nginx: StartNginx
+) -> None:
+    """nginx passes the client's Host on, port included: a page served through it may connect, and servers names it."""
+    replica = await start_process(*TOOLS)
+    nginx = await start_nginx([replica.port])
+    origin = f"http://127.0.0.1:{nginx.port}"  # the playground's origin, loaded through nginx
+    with urllib.request.urlopen(f"{origin}/", timeout=10) as answer:
+        assert b"<html" in answer.read().lower()
+    async with connect(nginx.url, origin=origin) as ws:  # type: ignore[arg-type]
+        document = await _call(ws, "rpc.discover", [], 1)
+    assert document["servers"][0]["url"] == f"ws://127.0.0.1:{nginx.port}/ws"  # type: ignore[index]
+
+
 async def test_a_replica_drained_behind_nginx_answers_its_calls_and_clients_continue_on_the_other(
     start_process: StartProcess, redis_server: RedisServer, start_nginx: StartNginx
 ) -> None:

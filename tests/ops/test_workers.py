@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
+import ssl
+from pathlib import Path
 
 import psutil
+import pytest
+import trustme
 from websockets.asyncio.client import connect
+
+from rpc_server.supervisor import Supervisor
 
 from .conftest import TOOLS, StartProcess
 from .processes import ServerProcess, wait_for
@@ -90,8 +97,33 @@ async def test_metrics_of_all_workers_come_in_one_scrape_exactly(start_process: 
         assert value(samples, "rpc_calls_total", method="multiply", code="ok") == 120
         assert value(samples, "rpc_call_duration_seconds_count", method="multiply") == 120
         assert value(samples, "rpc_connections_accepted_total") == 40
-        workers = {dict(labels).get("worker") for name, labels in samples if name == "process_cpu_seconds_total"}
-        assert workers == {"1", "2"}
+        for process_metric in ("process_cpu_seconds_total", "python_gc_collections_total"):
+            workers = {dict(labels).get("worker") for name, labels in samples if name == process_metric}
+            assert workers == {"1", "2"}, process_metric
+
+
+async def test_counters_never_go_back_between_scrapes_whichever_worker_answers(start_process: StartProcess) -> None:
+    """Calls and scrapes interleaved, each on a new connection: every scrape counts at least what the one before did."""
+    server = await start_process("--workers", "2", *TOOLS)
+    seen: list[float] = []
+    answered_by: set[int] = set()
+    for _ in range(30):
+        async with connect(server.url) as ws:  # a new client port: the kernel picks either worker
+            for i in range(20):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [i, 1], "id": i}))
+            async with asyncio.timeout(30):
+                for _ in range(20):
+                    json.loads(await ws.recv())
+        answered_by.add(await _whoami(server.url))
+        samples = await asyncio.to_thread(scrape, server.port)
+        seen.append(value(samples, "rpc_calls_total", method="multiply", code="ok"))
+    assert len(answered_by) == 2  # both workers served, so both answered scrapes too
+    assert all(later >= earlier for earlier, later in itertools.pairwise(seen)), seen
+    await wait_for(
+        lambda: value(scrape(server.port), "rpc_calls_total", method="multiply", code="ok") == 600,
+        15.0,
+        "a scrape to count the 600 calls",
+    )
 
 
 async def test_sigterm_drains_every_worker_and_exits_0(start_process: StartProcess) -> None:
@@ -101,3 +133,34 @@ async def test_sigterm_drains_every_worker_and_exits_0(start_process: StartProce
     server.signal(signal.SIGTERM)
     assert await server.wait() == 0
     assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+async def test_workers_with_tls_say_wss_once_and_answer_over_it(start_process: StartProcess, tmp_path: Path) -> None:
+    """--workers 2 with a certificate prints one 'listening on wss://' line; a client trusting the CA is answered."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    for blob in leaf.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    server = await start_process("--workers", "2", "--certfile", str(certfile), "--keyfile", str(keyfile), *TOOLS)
+    assert server.url == f"wss://127.0.0.1:{server.port}/ws"
+    assert server.listening_lines() == 1
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with connect(server.url, ssl=context) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": 1}))
+        async with asyncio.timeout(30):
+            assert json.loads(await ws.recv())["result"] == 42
+
+
+async def test_a_worker_that_never_listens_stops_the_supervisor_with_an_error(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Workers stuck before they listen: past the start timeout the supervisor names them, kills them, exits 1."""
+    supervisor = Supervisor(["--tools", "tests.ops.stuck_tools"], 2, "127.0.0.1", 0, start_timeout_s=3.0)
+    async with asyncio.timeout(60):
+        assert await supervisor.run() == 1
+    assert "no 'listening on' line from worker 1, 2 within 3 s; stopping" in caplog.text
+    assert "listening on" not in capsys.readouterr().out
+    assert all(worker.process is not None and worker.process.returncode is not None for worker in supervisor.workers)

@@ -71,6 +71,19 @@ def test_describe_says_how_to_stream_and_subscribe() -> None:
     assert "python -m rpc_client --subscribe clock" in describe_method(document(), "clock")
 
 
+def test_describe_of_rpc_subscribe_reads_as_prose_and_its_example_subscribes_to_a_topic() -> None:
+    """No docstring Args: block (the params table has them), no reST quotes; the example is --subscribe TOPIC."""
+    text = describe_method(document(), "rpc.subscribe")
+    assert "Args:" not in text and "``" not in text
+    assert "The caller needs the permission `topic:NAME` (-32004 otherwise)." in text
+    assert "topic   string" in text  # the params table is still there
+    assert text.rstrip().endswith("python -m rpc_client --subscribe clock")
+    no_topics = Dispatcher(builtin_tools()).describe(Session(), url="ws://h/ws")
+    assert text.replace("python -m rpc_client --subscribe clock", "(this server offers you no topic)") == (
+        describe_method(no_topics, "rpc.subscribe")
+    )
+
+
 def test_describe_of_an_unknown_method_raises_key_error() -> None:
     """A name the document lacks is a KeyError, for the command line to explain."""
     with pytest.raises(KeyError):

@@ -13,7 +13,17 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 
 from rpc_server import Registry, codes
-from rpc_server.handshake import Admission, Handshake, Routes, endpoint_of, is_upgrade, json_response, response
+from rpc_server.handshake import (
+    Admission,
+    Handshake,
+    Refusal,
+    Routes,
+    endpoint_of,
+    is_upgrade,
+    json_response,
+    refuse,
+    response,
+)
 
 from .corpus import request
 from .wire import WAIT, StartServer, rpc
@@ -50,6 +60,41 @@ def test_a_plain_request_to_a_route_gets_its_handler_s_answer() -> None:
     assert isinstance(decision, Response)
     assert (decision.status_code, json.loads(decision.body)) == (200, {"status": "ok"})
     assert decision.headers["Content-Type"] == "application/json"
+
+
+def test_head_gets_the_get_s_status_and_headers_without_the_body() -> None:
+    """HEAD /healthz: 200 with the GET's Content-Type and Content-Length, and no body."""
+    routes = Routes()
+    routes.add("/healthz", health)
+    get = Handshake(routes).decide(plain("/healthz"))
+    head = Handshake(routes).decide(Request("/healthz", Headers([("Host", "127.0.0.1")]), method="HEAD"))
+    assert isinstance(get, Response) and isinstance(head, Response)
+    assert (head.status_code, head.body) == (200, b"")
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == str(len(get.body))
+    assert head.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_on_a_route_get_405_with_allow(method: str) -> None:
+    """A route answers GET and HEAD only: anything else is 405 with Allow, and the handler does not run."""
+    routes = Routes()
+    ran: list[str] = []
+    routes.add("/healthz", lambda request, admission: ran.append("ran") or health(request, admission))  # type: ignore[func-returns-value]
+    decision = Handshake(routes).decide(Request("/healthz", Headers([("Host", "127.0.0.1")]), method=method))
+    assert isinstance(decision, Response) and decision.status_code == 405
+    assert decision.headers["Allow"] == "GET, HEAD"
+    assert ran == []
+
+
+def test_a_gate_s_plain_response_becomes_a_refusal_whose_reason_its_status_gives() -> None:
+    """judge() gives a Refusal: 401/403 "auth", 429/503 "limit", others "invalid"; refuse(why=) names its own."""
+    for status, reason in [(401, "auth"), (403, "auth"), (429, "limit"), (503, "limit"), (400, "invalid")]:
+        decision = Handshake(gates=[lambda request, admission, status=status: response(status)]).decide(upgrade())
+        assert isinstance(decision, Refusal) and (decision.status_code, decision.reason) == (status, reason)
+    decision = Handshake(gates=[lambda request, admission: refuse(403, "foreign", why="origin")]).decide(upgrade())
+    assert isinstance(decision, Refusal) and decision.reason == "origin" and decision.body == b"foreign\n"
+    with pytest.raises(ValueError, match="reason"):
+        refuse(403, "x", why="made-up")
 
 
 def test_an_upgrade_to_a_route_s_path_is_not_taken_by_the_route() -> None:

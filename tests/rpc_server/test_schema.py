@@ -6,8 +6,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import annotated_types
 import jsonschema
 import pytest
+from pydantic import Field
 
 from rpc_server import Dispatcher, InvalidParamsError, Registry, ToolDefinitionError, builtin_tools, protocol
 from rpc_server.schema import DRAFT, compile_params, from_signature, load, return_schema
@@ -219,6 +221,34 @@ def test_a_derived_schema_carries_defaults_and_docstring_descriptions() -> None:
     assert properties["c"] == {"type": "string", "description": "the c", "default": "x"}
     assert schema["then"]["items"][1] == {"title": "b", **properties["b"]}
     assert "Returns" not in properties
+
+
+def test_annotated_constraints_reach_the_schema_and_are_checked() -> None:
+    """pydantic's Field(ge=..., pattern=...) and annotated_types' bounds become schema keywords that validate."""
+    registry = Registry()
+
+    @registry.tool
+    def g(
+        a: Annotated[int, Field(ge=0, le=10, description="0 to 10")],
+        s: Annotated[str, Field(max_length=3, pattern="^[a-z]+$")] = "ab",
+        xs: Annotated[list[int], annotated_types.Len(1, 2)] = [1],  # noqa: B006
+        f: Annotated[float, annotated_types.Interval(gt=0, lt=1)] = 0.5,
+    ) -> int:
+        return a
+
+    properties = registry["g"].schema["else"]["properties"]
+    assert properties["a"] == {"type": "integer", "description": "0 to 10", "minimum": 0, "maximum": 10}
+    assert properties["s"] == {"type": "string", "maxLength": 3, "pattern": "^[a-z]+$", "default": "ab"}
+    assert properties["xs"]["minItems"] == 1 and properties["xs"]["maxItems"] == 2
+    assert properties["f"]["exclusiveMinimum"] == 0 and properties["f"]["exclusiveMaximum"] == 1
+    dispatcher = Dispatcher(registry)
+
+    def answer(params: str) -> Any:
+        return json.loads(dispatcher.dispatch(f'{{"jsonrpc":"2.0","method":"g","params":{params},"id":1}}'))
+
+    assert answer('[5, "ab"]')["result"] == 5
+    for bad in ('[-5, "ab"]', '{"a": 11}', '[5, "TOOLONG"]', '[5, "AB"]', '[5, "ab", []]', '[5, "ab", [1], 1]'):
+        assert answer(bad)["error"]["code"] == -32602, bad
 
 
 def test_the_return_schema_comes_from_the_return_annotation() -> None:

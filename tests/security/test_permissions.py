@@ -115,6 +115,17 @@ async def test_an_unknown_topic_lists_only_the_topics_the_caller_may_have(start_
     assert answer["error"]["data"] == "unknown topic 'nope' (topics: none)"
 
 
+@pytest.mark.parametrize(("patterns", "listed"), [(["multiply"], []), (["multiply", "topic:clock"], ["clock"])])
+async def test_discover_lists_only_the_topics_the_caller_may_subscribe_to(
+    start_server: StartServer, patterns: list[str], listed: list[str]
+) -> None:
+    """rpc.discover's x-topics names a topic only to a caller whose patterns match topic:NAME."""
+    srv = await start_server(auth=Auth(api_keys={KEY_ALL: patterns}))
+    async with as_key(srv, KEY_ALL) as ws:
+        document = (await rpc(ws, "rpc.discover", []))["result"]
+    assert [topic["name"] for topic in document["x-topics"]] == listed
+
+
 async def test_a_streamed_call_outside_the_patterns_pushes_nothing(server: tuple[RpcServer, list[str]]) -> None:
     """count with "stream": true streams for KEY_MATH; for a token scoped to multiply it is -32004, no part sent."""
     srv, _ = server
