@@ -64,13 +64,11 @@ __all__ = [
     "Auth",
     "Grant",
     "Patterns",
-    "RedactingLogger",
     "Refusal",
     "bearer_token",
     "read_api_keys",
     "read_jwt_public_keys",
     "read_jwt_secret",
-    "redacting_logger",
 ]
 
 logger = logging.getLogger("rpc_server")
@@ -521,34 +519,3 @@ def read_jwt_public_keys(path: str | os.PathLike[str]) -> list[Any]:
     for key in keys:
         _algorithm_of(key)
     return keys
-
-
-# -- keeping credentials out of logs ------------------------------------------------------
-
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&#\s]*", re.IGNORECASE)
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-
-
-class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger for websockets' protocol objects that writes no credential.
-
-    At DEBUG, websockets logs each request line (with its query string) and
-    each header: this passes them on with ``access_token`` values and
-    ``Authorization`` and cookie headers replaced by ``[redacted]``.
-    """
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in _SECRET_HEADERS:
-            args = (args[0], "[redacted]")
-        else:
-            args = tuple(_QUERY_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in args)
-        # stacklevel: the record names websockets' line that logged, not this one.
-        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-        self.logger.log(level, msg, *args, **kwargs)
-
-
-def redacting_logger(name: str = "websockets.server") -> RedactingLogger:
-    """The logger ``name``, through a :class:`RedactingLogger`."""
-    return RedactingLogger(logging.getLogger(name), {})

@@ -12,6 +12,10 @@ by the server or by a tool, carries it.
 peer, identity, method, request id, duration, outcome code, and the size in
 bytes of the request and of its answer. Never params, results or
 credentials: the line is built from those fields only.
+
+:func:`redacting_logger` is what websockets' protocol objects log through: at
+DEBUG they log each request line, header and frame, and it keeps credentials
+(query strings, ``Authorization``, cookies) and message contents out.
 """
 
 from __future__ import annotations
@@ -20,12 +24,23 @@ import contextvars
 import datetime
 import logging
 import os
+import re
 import sys
 from typing import Any
 
 import orjson
+from websockets.frames import Frame, Opcode
 
-__all__ = ["CONTEXT", "FORMATS", "AccessLog", "JsonFormatter", "TextFormatter", "configure"]
+__all__ = [
+    "CONTEXT",
+    "FORMATS",
+    "AccessLog",
+    "JsonFormatter",
+    "RedactingLogger",
+    "TextFormatter",
+    "configure",
+    "redacting_logger",
+]
 
 FORMATS = ("text", "json")
 
@@ -144,3 +159,48 @@ def outcome_code(outcome: dict[str, Any] | None) -> str:
         return "ok"
     code = error.get("code") if type(error) is dict else None
     return str(code) if type(code) is int else "error"
+
+
+# -- keeping credentials and message contents out of websockets' debug logs -----------------
+
+# Everything after a '?': the query string, however its names are spelt (percent-encoded ones included).
+_QUERY = re.compile(r"\?\S*")
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# Frames whose payload is the peers' messages: logged by kind and size only.
+_PAYLOAD_FRAMES = frozenset((Opcode.TEXT, Opcode.BINARY, Opcode.CONT))
+
+
+def _redacted(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return _QUERY.sub("?[redacted]", arg)
+    if isinstance(arg, Frame) and arg.opcode in _PAYLOAD_FRAMES:
+        continued = "" if arg.fin else ", continued"
+        return f"{arg.opcode.name} [redacted, {len(arg.data)} bytes{continued}]"
+    return arg
+
+
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger for websockets' protocol objects that writes no credential and no message content.
+
+    At DEBUG, websockets logs each request line (with its query string), each
+    header and each frame: this passes them on with every query string (which
+    may carry an ``access_token``, whatever the spelling of its name),
+    ``Authorization`` and cookie headers, and the payload of data frames (params
+    and results) replaced by ``[redacted]``. Close frames, pings and sizes stay.
+    """
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in _SECRET_HEADERS:
+            args = (args[0], "[redacted]")
+        else:
+            args = tuple(_redacted(arg) for arg in args)
+        # stacklevel: the record names websockets' line that logged, not this one.
+        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+def redacting_logger(name: str = "websockets.server") -> RedactingLogger:
+    """The logger ``name``, through a :class:`RedactingLogger`."""
+    return RedactingLogger(logging.getLogger(name), {})

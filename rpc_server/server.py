@@ -26,12 +26,13 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from . import capacity, discovery
-from .auth import Auth, redacting_logger
+from .auth import Auth
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, DRAIN_CLOSE_WAIT_S, Connection, Handler
 from .dispatch import Dispatcher
 from .errors import ConfigError
 from .handshake import PATHS, Admission, Handshake
+from .logs import redacting_logger
 from .origins import OriginPolicy
 from .ratelimit import RateLimiter, TokenBucket
 from .registry import Registry

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 
 from .conftest import TOOLS, StartProcess
 
 SECRET_PARAM = "hunter2-in-params"
-SECRET_TOKEN = "token-in-the-query-string"
-SECRET_HEADER = "Bearer credential-in-a-header"
+# Keys of the server's key file: one travels in the query string (its name percent-encoded), one in a header.
+SECRET_TOKEN = "token-in-the-query-string-0123456789"
+SECRET_HEADER = "credential-in-a-header-0123456789"
 
 
-async def test_json_logs_are_one_object_per_line_with_context_and_no_secrets(start_process: StartProcess) -> None:
-    """Access lines and a tool's failure carry peer, connection, method and id; params and credentials never show."""
-    server = await start_process("--log-format", "json", "--access-log", *TOOLS)
-    url = f"{server.url}?token={SECRET_TOKEN}"
-    async with connect(url, additional_headers={"Authorization": SECRET_HEADER}) as ws:
+async def test_json_logs_are_one_object_per_line_with_context_and_no_secrets(
+    start_process: StartProcess, tmp_path: Path
+) -> None:
+    """Access lines and a tool's failure carry peer, connection, method and id; params and credentials never show.
+
+    At --log-level debug, where websockets logs each request line, header and frame.
+    """
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{SECRET_TOKEN}\n{SECRET_HEADER}\n")
+    keys.chmod(0o600)
+    server = await start_process(
+        "--log-format", "json", "--log-level", "debug", "--access-log", "--api-key-file", str(keys), *TOOLS
+    )
+    # Admitted (the server decodes %5F), so its request line is logged.
+    async with connect(f"{server.url}?access%5Ftoken={SECRET_TOKEN}") as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": "q-1"}))
+        assert json.loads(await ws.recv())["result"] == 42
+    async with connect(server.url, additional_headers={"Authorization": f"Bearer {SECRET_HEADER}"}) as ws:
         await ws.send(json.dumps({"jsonrpc": "2.0", "method": "multiply", "params": [6, 7], "id": "m-1"}))
         assert json.loads(await ws.recv())["result"] == 42
         await ws.send(json.dumps({"jsonrpc": "2.0", "method": "explode", "params": [SECRET_PARAM], "id": 2}))
@@ -29,14 +44,16 @@ async def test_json_logs_are_one_object_per_line_with_context_and_no_secrets(sta
     assert await server.wait() == 0
 
     text = server.log.read_text()
-    for secret in (SECRET_PARAM, SECRET_TOKEN, SECRET_HEADER, "credential-in-a-header"):
+    for secret in (SECRET_PARAM, SECRET_TOKEN, SECRET_HEADER):
         assert secret not in text
+    assert "?[redacted]" in text and "Authorization: [redacted]" in text  # request lines and headers were logged
     lines = [json.loads(line) for line in text.splitlines()]  # each line is one object
     for line in lines:
         assert {"time", "level", "logger", "message"} <= line.keys()
 
     access = [line for line in lines if line["logger"] == "rpc_server.access"]
     assert [(a["method"], a["request_id"], a["code"]) for a in access] == [
+        ("multiply", "q-1", "ok"),
         ("multiply", "m-1", "ok"),
         ("explode", 2, "-32603"),
         ("announce", 3, "ok"),
@@ -48,7 +65,7 @@ async def test_json_logs_are_one_object_per_line_with_context_and_no_secrets(sta
 
     failure = next(line for line in lines if line["message"].startswith("tool 'explode' failed"))
     assert failure["level"] == "error" and failure["method"] == "explode" and failure["request_id"] == 2
-    assert failure["peer"] == access[0]["peer"] and "RuntimeError: the tool broke" in failure["exception"]
+    assert failure["peer"] == access[2]["peer"] and "RuntimeError: the tool broke" in failure["exception"]
 
 
 async def test_text_logs_stay_the_default(start_process: StartProcess) -> None:

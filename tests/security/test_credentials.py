@@ -387,7 +387,7 @@ async def test_an_admitted_caller_is_named_by_its_key_or_its_token_s_sub(guarded
 async def test_a_browser_s_token_in_the_query_admits_and_is_never_logged(
     guarded: RpcServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """?access_token= admits like the header; with every logger at DEBUG, neither token nor key shows in the logs."""
+    """?access_token= admits like the header, however its name is spelt; at DEBUG no token or key is logged."""
     token = good_token()
     # websockets' own level too: the command line (run by other tests in this process) raises it to WARNING.
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
@@ -395,12 +395,29 @@ async def test_a_browser_s_token_in_the_query_admits_and_is_never_logged(
             assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
         async with connect(guarded.url, additional_headers={"Authorization": f"Bearer {KEY_ALL}"}) as ws:
             assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
-        await refused(f"{guarded.url}?access_token={KEY_MATH}x")
+        # The server decodes the parameter's name (%5F is '_'): the log must not rely on its spelling.
+        async with connect(f"{guarded.url}?access%5Ftoken={KEY_MATH}&x=1") as ws:
+            assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
+        await refused(f"{guarded.url}?ACCESS_tok%65n={KEY_MATH}x")
     # The server's logs, not those of the test's own client (which logs what it sends at DEBUG).
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
-    assert "[redacted]" in logged  # websockets did log the request line and headers at DEBUG
     for secret in (token, KEY_ALL, KEY_MATH, token.split(".")[2]):
         assert secret not in logged
+    assert "GET /ws?[redacted]" in logged  # websockets did log the request line and headers at DEBUG
+    assert "Authorization: [redacted]" in logged
+
+
+async def test_debug_logs_show_frames_by_kind_and_size_never_their_params_or_results(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG, websockets logs each frame: the server's lines say TEXT and the size, not the message."""
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
+        async with connect(guarded.url, additional_headers={"Authorization": f"Bearer {KEY_ALL}"}) as ws:
+            assert (await rpc(ws, "multiply", [7919, 104729]))["result"] == 829348951
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("websockets.server"))
+    for content in ("7919", "104729", "829348951", "multiply"):
+        assert content not in logged
+    assert "< TEXT [redacted, " in logged and "> TEXT [redacted, " in logged
 
 
 async def test_a_refusal_is_logged_once_with_the_peer_and_the_reason(
