@@ -34,6 +34,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import stat
@@ -384,12 +385,13 @@ class Auth:
     def _grant(self, claims: dict[str, Any]) -> Grant | Refusal:
         expires_at: float | None = None
         if "exp" in claims:
-            expires_at = float(claims["exp"]) + self.jwt_leeway_s
+            ends = _seconds(claims["exp"]) + self.jwt_leeway_s
+            expires_at = ends if math.isfinite(ends) else None  # beyond any clock: it never ends
         else:
             issued = claims.get("iat")
             if issued is None:
                 return Refusal("token has neither 'exp' nor 'iat'")
-            if abs(time.time() - float(issued)) > self.jwt_max_age_s:
+            if abs(time.time() - _seconds(issued)) > self.jwt_max_age_s:
                 return Refusal(f"token too old: without 'exp', 'iat' must be within {self.jwt_max_age_s:g} s of now")
         scope = claims.get("scope")
         if scope is not None and not isinstance(scope, str):
@@ -419,6 +421,14 @@ class Auth:
         """The :data:`~.handshake.Gate`: a 401, or None with the admission filled in."""
         outcome = self.check(request, admission)
         return outcome if isinstance(outcome, Response) else None
+
+
+def _seconds(claim: Any) -> float:
+    """A time claim PyJWT accepted (an integer, however large, or a float) as a float; infinite past a float's range."""
+    try:
+        return float(claim)
+    except OverflowError:  # a signed {"exp": 1000...0} of 400 digits is still a valid JWT
+        return math.inf if claim > 0 else -math.inf
 
 
 def _digest(text: str) -> bytes:

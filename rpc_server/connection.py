@@ -62,7 +62,8 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission, endpoint_of
+from .handshake import Admission, endpoint_of, path_of
+from .handshake import response as http_response
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
 from .session import Bucket, Session, TopicDirectory
@@ -320,7 +321,13 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        decision = self.host.admit(request, self._caller())
+        try:
+            decision = self.host.admit(request, self._caller())
+        except Exception:
+            # A gate or a route handler that fails (a user's, or a bug of ours): the caller
+            # gets an answer, not a cut connection, and the server keeps serving.
+            logger.exception("the handshake failed on a request for %s", path_of(request))
+            decision = http_response(500, "Internal Server Error\n")
         traffic = self.traffic
         if isinstance(decision, Response):  # plain HTTP, or a refusal (counted by the metrics' gates)
             self.ws.send_response(decision)

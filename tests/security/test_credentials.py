@@ -225,6 +225,31 @@ def test_the_leeway_admits_a_token_just_expired_and_keeps_its_connection_that_lo
     assert isinstance(grant, Grant) and grant.expires_at == exp + 60
 
 
+def test_a_signed_exp_beyond_a_float_s_range_grants_a_connection_that_does_not_end() -> None:
+    """exp of 400 digits is valid to PyJWT: no end (not an OverflowError); such an iat without exp is too old."""
+    grant = hs_auth().authenticate(mint(exp=10**400))
+    assert isinstance(grant, Grant) and grant.expires_at is None
+    assert hs_auth().authenticate(mint(lifetime=None, iat=-(10**400))) == Refusal(
+        "token too old: without 'exp', 'iat' must be within 60 s of now"
+    )
+
+
+async def test_a_token_with_a_huge_exp_is_answered_over_the_wire(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signed exp of 400 digits admits and calls, with no traceback; an iat of 400 digits gets its 401."""
+    with caplog.at_level(logging.ERROR):
+        async with connect(
+            guarded.url, additional_headers={"Authorization": "Bearer " + good_token(exp=10**400)}
+        ) as ws:
+            assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
+        too_old = good_token(lifetime=None, iat=-(10**400))
+        check_refusal(
+            await refused(guarded.url, additional_headers={"Authorization": f"Bearer {too_old}"}), "token too old"
+        )
+    assert not caplog.records
+
+
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_public_key_tokens_are_verified_with_the_algorithm_their_key_pins(tmp_path: Path, algorithm: str) -> None:
     """RS256, ES256 and EdDSA tokens pass with their public key, and a token of another key is a bad signature."""
