@@ -243,7 +243,8 @@ class Auth:
             for ``exp``, ``nbf`` and ``iat``. A connection lasts until ``exp``
             plus this.
         jwt_max_age_s: a token without ``exp`` needs an ``iat`` within this
-            many seconds of now (geth's rule for its engine API).
+            many seconds of now (geth's rule for its engine API); its
+            connection lasts until ``iat`` plus this plus the leeway.
 
     Raises:
         ConfigError: no credential at all, a short secret, a weak or repeated key.
@@ -391,8 +392,11 @@ class Auth:
             issued = claims.get("iat")
             if issued is None:
                 return Refusal("token has neither 'exp' nor 'iat'")
-            if abs(time.time() - _seconds(issued)) > self.jwt_max_age_s:
+            issued_at = _seconds(issued)
+            if abs(time.time() - issued_at) > self.jwt_max_age_s:
                 return Refusal(f"token too old: without 'exp', 'iat' must be within {self.jwt_max_age_s:g} s of now")
+            # The token is good for max_age after iat: a connection it opened must not outlive it.
+            expires_at = issued_at + self.jwt_max_age_s + self.jwt_leeway_s
         scope = claims.get("scope")
         if scope is not None and not isinstance(scope, str):
             return Refusal("malformed token: scope is not a string")

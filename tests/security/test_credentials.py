@@ -250,6 +250,13 @@ async def test_a_token_with_a_huge_exp_is_answered_over_the_wire(
     assert not caplog.records
 
 
+def test_a_token_without_exp_ends_max_age_after_its_iat() -> None:
+    """An iat-only token is good for max_age after iat: its connection ends then, plus the leeway."""
+    iat = int(time.time()) - 5
+    grant = hs_auth(jwt_max_age_s=30, jwt_leeway_s=10).authenticate(mint(lifetime=None, iat=iat))
+    assert isinstance(grant, Grant) and grant.expires_at == iat + 30 + 10
+
+
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_public_key_tokens_are_verified_with_the_algorithm_their_key_pins(tmp_path: Path, algorithm: str) -> None:
     """RS256, ES256 and EdDSA tokens pass with their public key, and a token of another key is a bad signature."""
