@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -34,10 +35,13 @@ from websockets.frames import Frame, Opcode
 __all__ = [
     "CONTEXT",
     "FORMATS",
+    "MAX_CLIENT_CHARS",
+    "UNKNOWN_METHOD",
     "AccessLog",
     "JsonFormatter",
     "RedactingLogger",
     "TextFormatter",
+    "bounded",
     "configure",
     "redacting_logger",
 ]
@@ -50,6 +54,26 @@ CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
 # Context a call adds to a record with ``extra=``, in this order.
 _CALL_FIELDS = ("method", "request_id")
 _WORKER = os.environ.get("RPC_WORKER")
+# What the access log names a method the server does not serve (as the metrics do).
+UNKNOWN_METHOD = "(unknown)"
+# The most of a client's string (a request id, a method name) a log line holds.
+MAX_CLIENT_CHARS = 64
+
+
+def bounded(value: Any) -> Any:
+    """A value a client chose (a request id, a method name) as a log line may hold it: short, and no huge number.
+
+    >>> bounded("x" * 100)[-3:], bounded(7), bounded(10**400), bounded([1])
+    ('xx…', 7, '(an integer of 1329 bits)', '(a list)')
+    """
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_CLIENT_CHARS else value[: MAX_CLIENT_CHARS - 1] + "…"
+    if value is None or kind is bool or kind is float or (kind is int and value.bit_length() <= 64):
+        return value
+    if kind is int:  # beyond 4300 digits, even str() of it fails
+        return f"(an integer of {value.bit_length()} bits)"
+    return f"(a {kind.__name__})"
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
@@ -60,7 +84,7 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
     for name in _CALL_FIELDS:
         value = getattr(record, name, None)
         if value is not None:
-            fields[name] = value
+            fields[name] = bounded(value)
     if _WORKER is not None:
         fields["worker"] = int(_WORKER)
     return fields
@@ -85,8 +109,27 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+# A value written as it is after ``key=``; any other is written as a JSON string.
+_PLAIN = re.compile(r'[^\s"=\[\]\\]+')
+
+
+def _text(value: Any) -> str:
+    """A context value in a text line: as it is when plain, else quoted, so that no client can add a line or a field."""
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.isprintable():
+        return text
+    quoted = orjson.dumps(text).decode()  # escapes quotes, backslashes and C0 controls
+    # and what orjson leaves: C1 controls and Unicode's line and paragraph separators.
+    return quoted if quoted.isprintable() else "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in quoted)
+
+
 class TextFormatter(logging.Formatter):
-    """``TIME LEVEL LOGGER: MESSAGE [key=value ...]``: the context after the message."""
+    """``TIME LEVEL LOGGER: MESSAGE [key=value ...]``: the context after the message.
+
+    A value that is not one plain word (spaces, quotes, brackets, control
+    characters) is written as a JSON string: a client's request id cannot
+    forge a line or a field.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -100,7 +143,7 @@ class TextFormatter(logging.Formatter):
         if not fields:
             return text
         head, newline, rest = text.partition("\n")  # a traceback stays below the line
-        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        pairs = " ".join(f"{key}={_text(value)}" for key, value in fields.items())
         return f"{head} [{pairs}]{newline}{rest}"
 
 
@@ -121,18 +164,28 @@ def configure(level: str, log_format: str = "text") -> None:
 class AccessLog:
     """Writes one line per call (a call observer of the dispatcher; see :mod:`.metrics` for the other).
 
+    What the client chose is bounded: a method the server does not serve is
+    ``(unknown)``, a request id at most 64 characters.
+
     Args:
         logger: where the lines go; ``rpc_server.access`` by default.
+        known: whether a method name is served (``Dispatcher.serves``); None:
+            every name is written, cut to 64 characters.
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, known: Callable[[str], bool] | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger("rpc_server.access")
+        self.known = known
 
     def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
         method = request.get("method") if type(request) is dict else None
+        if type(method) is not str:
+            method = None
+        elif self.known is not None and not self.known(method):
+            method = UNKNOWN_METHOD
         fields: dict[str, Any] = {
-            "method": method if type(method) is str else None,
-            "request_id": request.get("id") if type(request) is dict else None,
+            "method": bounded(method),
+            "request_id": bounded(request.get("id")) if type(request) is dict else None,
             "duration_ms": round(seconds * 1e3, 3),
             "code": outcome_code(outcome),
         }

@@ -55,7 +55,7 @@ class Service:
         health.install(server.handshake.routes, [self._draining, self._broker_down])
         self.meter = install_metrics(server, shared_dir=metrics_dir, worker=worker) if metrics else None
         if access_log:
-            server.dispatcher.observe(AccessLog())
+            server.dispatcher.observe(AccessLog(known=server.dispatcher.serves))
         if worker is not None:
             server.reuse_port = True
         self._sharing: asyncio.Task[None] | None = None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 from pathlib import Path
 
 from websockets.asyncio.client import connect
+
+from rpc_server.logs import AccessLog, JsonFormatter
 
 from .conftest import TOOLS, StartProcess
 
@@ -78,3 +81,48 @@ async def test_text_logs_stay_the_default(start_process: StartProcess) -> None:
     await server.wait()
     line = next(line for line in server.log.read_text().splitlines() if "rpc_server.access" in line)
     assert " INFO rpc_server.access: call [" in line and "method=multiply" in line and "request_id=7" in line
+
+
+async def test_a_client_can_neither_forge_a_log_line_nor_make_one_long(start_process: StartProcess) -> None:
+    """Text access lines quote an id with a newline, name an unknown method (unknown), cut a 100 KB id to 64 chars."""
+    server = await start_process("--access-log")
+    forged = "2026-12-03 13:00:00,000 WARNING rpc_server: forged"
+    calls = [
+        {"jsonrpc": "2.0", "method": "multiply", "params": [1, 2], "id": f"x]\n{forged} ["},
+        {"jsonrpc": "2.0", "method": "nope\nFORGED", "id": 2},
+        {"jsonrpc": "2.0", "method": "multiply", "params": [1, 2], "id": "A" * 100_000},
+    ]
+    async with connect(server.url, max_size=None) as ws:
+        for call in calls:
+            await ws.send(json.dumps(call))
+            await ws.recv()
+    server.signal(signal.SIGTERM)
+    assert await server.wait() == 0
+
+    lines = server.log.read_text().splitlines()
+    assert not any(line.startswith(("2026-12-03 13:00:00", "FORGED")) for line in lines)
+    access = [line for line in lines if " rpc_server.access: " in line]
+    assert len(access) == 3 and all(len(line) < 400 for line in access)
+    assert f'request_id="x]\\n{forged} ["' in access[0]
+    assert "method=(unknown) request_id=2 " in access[1]
+    assert f"request_id={'A' * 63}… " in access[2]
+
+
+def test_a_json_access_line_holds_a_bounded_id_and_method() -> None:
+    """In JSON too, a 100 KB id is cut to 64 characters, and a huge integer id is described, not written out."""
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(JsonFormatter().format(record))
+
+    logger = logging.getLogger("test_logs.access")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Lines())
+    access = AccessLog(logger)
+    access.call({"jsonrpc": "2.0", "method": "m" * 1000, "id": "A" * 100_000}, {"result": 1}, 0.001)
+    access.call({"jsonrpc": "2.0", "method": "multiply", "id": 10**5000}, {"result": 1}, 0.001)
+    first, second = (json.loads(line) for line in lines)
+    assert (first["method"], first["request_id"]) == ("m" * 63 + "…", "A" * 63 + "…")
+    assert (second["method"], second["request_id"]) == ("multiply", "(an integer of 16610 bits)")
