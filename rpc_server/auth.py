@@ -354,8 +354,9 @@ class Auth:
         keys = self._jwt_keys.get(algorithm) if isinstance(algorithm, str) else None
         if keys is None or not isinstance(algorithm, str):
             # The header is the caller's: it is named only when it looks like an algorithm.
-            shown = repr(algorithm) if isinstance(algorithm, str) and _ALGORITHM.fullmatch(algorithm) else "the token's"
-            return Refusal(f"algorithm {shown} not accepted (this server takes {', '.join(self.algorithms)})")
+            named = isinstance(algorithm, str) and _ALGORITHM.fullmatch(algorithm)
+            which = f"algorithm {algorithm!r}" if named else "the token's algorithm is"
+            return Refusal(f"{which} not accepted (this server takes {', '.join(self.algorithms)})")
         require = ["aud"] if self.jwt_audience is not None else []
         if self.jwt_issuer is not None:
             require.append("iss")
@@ -458,13 +459,13 @@ def _algorithm_of(key: Any) -> str:
 # -- the files ------------------------------------------------------------------------
 
 
-def _read(path: str | os.PathLike[str], what: str) -> bytes:
+def _read(path: str | os.PathLike[str], what: str, *, secret: bool = True) -> bytes:
     try:
         data = Path(path).read_bytes()
         mode = os.stat(path).st_mode
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if secret and mode & (stat.S_IRGRP | stat.S_IROTH):
         logger.warning("the %s %s is readable by other users: chmod 600 it", what, os.fspath(path))
     return data
 
@@ -516,7 +517,7 @@ def read_jwt_public_keys(path: str | os.PathLike[str]) -> list[Any]:
         ConfigError: the file cannot be read, holds a private key, or no public key.
     """
     name = os.fspath(path)
-    blocks = list(_PEM.finditer(_read(path, "JWT public key file")))
+    blocks = list(_PEM.finditer(_read(path, "JWT public key file", secret=False)))  # public: anyone may read it
     if any(b"PRIVATE" in block.group(1) for block in blocks):
         raise ConfigError(
             f"{name!r} holds a private key: give the server only the public key "

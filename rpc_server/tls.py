@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from pathlib import Path
 from typing import Any
 
 from websockets.http11 import Request, Response
@@ -58,6 +59,9 @@ def server_context(
     try:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
+        if keyfile is None and not _holds_private_key(certfile):
+            no_key = f"{os.fspath(certfile)} holds no private key: give its key file too (--keyfile)"
+            raise ConfigError(no_key) from None
         files = os.fspath(certfile) + (f" and {os.fspath(keyfile)}" if keyfile is not None else "")
         raise ConfigError(f"cannot load the TLS certificate and key from {files}: {_why(exc)}") from None
     if client_ca_file is not None:
@@ -67,6 +71,14 @@ def server_context(
             raise ConfigError(f"cannot load the client CA file {os.fspath(client_ca_file)}: {_why(exc)}") from None
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def _holds_private_key(path: str | os.PathLike[str]) -> bool:
+    """Whether a PEM file holds a private key; True when it cannot be read (the error then says why)."""
+    try:
+        return b"PRIVATE KEY-----" in Path(path).read_bytes()
+    except OSError:
+        return True
 
 
 def _why(exc: OSError) -> str:

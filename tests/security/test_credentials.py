@@ -145,6 +145,17 @@ def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pyte
     assert "readable by other users: chmod 600" in caplog.text
 
 
+def test_a_public_key_file_readable_by_others_brings_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A public key is public: no 'chmod 600' warning for the JWT public key file, whatever its mode."""
+    path = write(tmp_path, "public.pem", pem(private_keys()["EdDSA"]))
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, "rpc_server"):
+        Auth.from_files(jwt_public_key_file=path)
+    assert "readable by other users" not in caplog.text
+
+
 # -- JWT --------------------------------------------------------------------------------------
 
 
@@ -276,6 +287,14 @@ def test_an_hs256_token_signed_with_the_public_key_is_refused(tmp_path: Path) ->
     auth = Auth(jwt_public_keys=[private.public_key()])
     outcome = auth.authenticate(forge_hs256(pem(private)))
     assert outcome == Refusal("algorithm 'HS256' not accepted (this server takes RS256)")
+
+
+@pytest.mark.parametrize("algorithm", [["HS256"], "HS256\nX-Forged: yes"], ids=["not-a-string", "not-a-name"])
+def test_an_algorithm_not_fit_to_quote_is_not_quoted(algorithm: Any) -> None:
+    """A header 'alg' that is not a string, or not a plain name, reads 'the token's algorithm is not accepted'."""
+    header = base64.urlsafe_b64encode(json.dumps({"alg": algorithm}).encode()).rstrip(b"=").decode()
+    outcome = hs_auth().authenticate(f"{header}.e30.c2ln")
+    assert outcome == Refusal("the token's algorithm is not accepted (this server takes HS256)")
 
 
 def test_a_rotation_file_with_two_public_keys_accepts_tokens_of_either(tmp_path: Path) -> None:

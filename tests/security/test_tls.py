@@ -112,10 +112,12 @@ def test_the_subject_escapes_what_rfc_4514_escapes() -> None:
 def test_files_that_cannot_be_loaded_stop_the_server_naming_them(
     tmp_path: Path, server_files: tuple[Path, Path, Path]
 ) -> None:
-    """A missing key, or a CA file that is not PEM: ConfigError naming the file."""
+    """A missing key, a certificate file without its key, or a CA file that is not PEM: ConfigError naming the file."""
     certfile, _, _ = server_files
     with pytest.raises(ConfigError, match=r"cannot load the TLS certificate and key from .*cert\.pem and .*nope\.pem"):
         server_context(certfile, tmp_path / "nope.pem")
+    with pytest.raises(ConfigError, match=r"^.*cert\.pem holds no private key: give its key file too \(--keyfile\)$"):
+        server_context(certfile)  # the key is in key.pem, not in cert.pem
     bad = tmp_path / "bad-ca.pem"
     bad.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"cannot load the client CA file .*bad-ca\.pem"):
