@@ -30,7 +30,7 @@ from .auth import Auth
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, DRAIN_CLOSE_WAIT_S, Connection, Handler
 from .dispatch import Dispatcher
-from .errors import ConfigError
+from .errors import UnguardedAddressError
 from .handshake import PATHS, Admission, Handshake
 from .logs import redacting_logger
 from .origins import OriginPolicy
@@ -95,7 +95,7 @@ class RpcServer:
             with no credential at all. Without it, that is refused.
 
     Raises:
-        ConfigError: a malformed origin, or a reachable address with no credential.
+        ConfigError: a malformed origin; UnguardedAddressError: a reachable address with no credential.
 
     Attributes:
         handshake: what decides each opening request (:mod:`.handshake`): add
@@ -128,10 +128,9 @@ class RpcServer:
     ) -> None:
         if auth is None and not requires_client_certificates(ssl) and not allow_unauthenticated:
             if not is_loopback(host):
-                raise ConfigError(
-                    f"refusing to listen on {host or 'every address'} with no credential: anyone who can reach "
-                    "it could call every tool. Pass auth= (or ssl= requiring client certificates), or "
-                    "allow_unauthenticated=True to serve anyway"
+                raise UnguardedAddressError(
+                    host,
+                    "pass auth= (or ssl= requiring client certificates), or allow_unauthenticated=True to serve anyway",
                 )
         self.limits = limits if limits is not None else Limits()
         self.registry = registry if registry is not None else builtin_tools()
