@@ -62,7 +62,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission, endpoint_of, path_of
+from .handshake import Admission, endpoint_of, path_of, peer_name
 from .handshake import response as http_response
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
@@ -214,10 +214,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        address = transport.get_extra_info("peername")
-        if isinstance(address, tuple) and len(address) >= 2:
-            host = str(address[0])
-            self.log_context["peer"] = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+        peer = peer_name(transport.get_extra_info("peername"))
+        if peer is not None:
+            self.log_context["peer"] = peer
         self.host.opened(self)  # which may cut it at once: the server is full
         if transport.is_closing():
             return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import ssl as _ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -36,13 +37,14 @@ from .logs import redacting_logger
 from .origins import OriginPolicy
 from .ratelimit import RateLimiter, TokenBucket
 from .registry import Registry
-from .tls import certificate_gate, requires_client_certificates
+from .tls import TlsHandshake, certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
 
+logger = logging.getLogger("rpc_server")
 _WEBSOCKETS_LOGGER = redacting_logger()
 
 
@@ -215,14 +217,24 @@ class RpcServer:
             self.max_connections = capacity.default_max_connections(descriptors)
         capacity.AcceptErrors.install(loop, lambda: len(self.connections))
         self._server = await loop.create_server(
-            lambda: Connection(self),
-            self.host,
-            self._port,
-            ssl=self.ssl,
-            ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
-            reuse_port=self.reuse_port or None,
+            self._protocol, self.host, self._port, reuse_port=self.reuse_port or None
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
+
+    def _protocol(self) -> asyncio.Protocol:
+        """What serves an accepted socket: its connection; with TLS, after our handshake (whose failures are seen)."""
+        if self.ssl is None:
+            return Connection(self)
+        return TlsHandshake(lambda: Connection(self), self.ssl, self.limits.open_timeout_s, self._tls_refused)
+
+    def _tls_refused(self, peer: str, reason: str, kind: str | None) -> None:
+        # A client certificate refused is a credential refused: logged once and counted as one.
+        if kind == "auth":
+            logger.warning("refused %s: %s", peer, reason)
+        else:
+            logger.log(logging.INFO if kind else logging.DEBUG, "refused %s: %s", peer, reason)
+        if kind is not None and self.traffic is not None:
+            self.traffic.refused[kind] += 1
 
     @property
     def port(self) -> int:
