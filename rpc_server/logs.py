@@ -249,6 +249,14 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             args = (args[0], "[redacted]")
         else:
             args = tuple(_redacted(arg) for arg in args)
+        if level <= logging.DEBUG and kwargs.get("exc_info"):
+            # websockets' "! no valid HTTP request" and the like: the exception quotes the request
+            # line, query string included. Its one line is enough at DEBUG, redacted.
+            info = kwargs["exc_info"]
+            exc = info if isinstance(info, BaseException) else sys.exc_info()[1]
+            if exc is not None:
+                kwargs["exc_info"] = None
+                msg, args = f"{msg}: %s: %s", (*args, type(exc).__name__, _redacted(str(exc)))
         # stacklevel: the record names websockets' line that logged, not this one.
         kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
         self.logger.log(level, msg, *args, **kwargs)

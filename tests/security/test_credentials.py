@@ -7,6 +7,7 @@ reason as one line of plain text.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -25,7 +26,7 @@ from rpc_server.errors import ConfigError
 from rpc_server.handshake import Admission, json_response
 
 from ..rpc_server.test_handshake import http_get
-from ..rpc_server.wire import StartServer, rpc
+from ..rpc_server.wire import WAIT, StartServer, rpc
 from .kit import KEY_ALL, KEY_MATH, SECRET, forge_hs256, mint, pem, private_keys, refused, tools, write
 
 KEYS = {KEY_ALL: [], KEY_MATH: ["multiply", "math_*"]}
@@ -456,6 +457,20 @@ async def test_a_browser_s_token_in_the_query_admits_and_is_never_logged(
         assert secret not in logged
     assert "GET /ws?[redacted]" in logged  # websockets did log the request line and headers at DEBUG
     assert "Authorization: [redacted]" in logged
+
+
+async def test_a_malformed_request_line_s_query_is_not_logged_either(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets' DEBUG line for an unparsable request quotes the request line: its query string is redacted too."""
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+        writer.write(f"GET /ws?access_token={KEY_ALL} HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        async with asyncio.timeout(WAIT):
+            assert await reader.read() == b""  # no HTTP answer to what is not HTTP/1.x: the server just closes
+        writer.close()
+    assert "unsupported protocol" in caplog.text  # websockets did log the failure
+    assert KEY_ALL not in caplog.text
 
 
 async def test_debug_logs_show_frames_by_kind_and_size_never_their_params_or_results(
