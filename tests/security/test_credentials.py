@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -383,21 +384,21 @@ def check_refusal(response: Response, reason: str, error: str | None = "invalid_
 
 
 @pytest.mark.parametrize(
-    ("headers", "reason", "error"),
+    ("credential", "reason", "error"),
     [
-        ({}, "missing credential", None),
-        ({"Authorization": "Token abc"}, "malformed Authorization header", "invalid_request"),
-        ({"Authorization": "Bearer " + KEY_ALL[:-1] + "?"}, "unknown key", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(exp=int(time.time()) - 3600)}, "token expired", "invalid_token"),
+        (lambda: None, "missing credential", None),
+        (lambda: "Token abc", "malformed Authorization header", "invalid_request"),
+        (lambda: "Bearer " + KEY_ALL[:-1] + "?", "unknown key", "invalid_token"),
+        (lambda: "Bearer " + good_token(exp=int(time.time()) - 3600), "token expired", "invalid_token"),
         (
-            {"Authorization": "Bearer " + good_token(nbf=int(time.time()) + 3600)},
+            lambda: "Bearer " + good_token(nbf=int(time.time()) + 3600),
             "token not yet valid",
             "invalid_token",
         ),
-        ({"Authorization": "Bearer " + good_token(aud="other")}, "wrong audience", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(iss="https://x.example")}, "wrong issuer", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(key=b"w" * 32)}, "bad signature", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(key=None, algorithm="none")}, "algorithm 'none'", "invalid_token"),
+        (lambda: "Bearer " + good_token(aud="other"), "wrong audience", "invalid_token"),
+        (lambda: "Bearer " + good_token(iss="https://x.example"), "wrong issuer", "invalid_token"),
+        (lambda: "Bearer " + good_token(key=b"w" * 32), "bad signature", "invalid_token"),
+        (lambda: "Bearer " + good_token(key=None, algorithm="none"), "algorithm 'none'", "invalid_token"),
     ],
     ids=[
         "missing",
@@ -412,9 +413,14 @@ def check_refusal(response: Response, reason: str, error: str | None = "invalid_
     ],
 )
 async def test_a_refused_credential_gets_401_with_a_challenge_and_one_line_why(
-    guarded: RpcServer, headers: dict[str, str], reason: str, error: str | None
+    guarded: RpcServer, credential: Callable[[], str | None], reason: str, error: str | None
 ) -> None:
-    """Before any WebSocket: 401, WWW-Authenticate: Bearer (error= when a credential came), the reason as one line."""
+    """Before any WebSocket: 401, WWW-Authenticate: Bearer (error= when a credential came), the reason as one line.
+
+    Tokens are made when the test runs: made at collection, a 5-minute token expired in a long suite.
+    """
+    value = credential()
+    headers = {"Authorization": value} if value is not None else {}
     check_refusal(await refused(guarded.url, additional_headers=headers), reason, error)
 
 
