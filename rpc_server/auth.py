@@ -34,6 +34,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import os
 import re
 import stat
@@ -64,13 +65,11 @@ __all__ = [
     "Auth",
     "Grant",
     "Patterns",
-    "RedactingLogger",
     "Refusal",
     "bearer_token",
     "read_api_keys",
     "read_jwt_public_keys",
     "read_jwt_secret",
-    "redacting_logger",
 ]
 
 logger = logging.getLogger("rpc_server")
@@ -244,7 +243,8 @@ class Auth:
             for ``exp``, ``nbf`` and ``iat``. A connection lasts until ``exp``
             plus this.
         jwt_max_age_s: a token without ``exp`` needs an ``iat`` within this
-            many seconds of now (geth's rule for its engine API).
+            many seconds of now (geth's rule for its engine API); its
+            connection lasts until ``iat`` plus this plus the leeway.
 
     Raises:
         ConfigError: no credential at all, a short secret, a weak or repeated key.
@@ -354,8 +354,9 @@ class Auth:
         keys = self._jwt_keys.get(algorithm) if isinstance(algorithm, str) else None
         if keys is None or not isinstance(algorithm, str):
             # The header is the caller's: it is named only when it looks like an algorithm.
-            shown = repr(algorithm) if isinstance(algorithm, str) and _ALGORITHM.fullmatch(algorithm) else "the token's"
-            return Refusal(f"algorithm {shown} not accepted (this server takes {', '.join(self.algorithms)})")
+            named = isinstance(algorithm, str) and _ALGORITHM.fullmatch(algorithm)
+            which = f"algorithm {algorithm!r}" if named else "the token's algorithm is"
+            return Refusal(f"{which} not accepted (this server takes {', '.join(self.algorithms)})")
         require = ["aud"] if self.jwt_audience is not None else []
         if self.jwt_issuer is not None:
             require.append("iss")
@@ -386,13 +387,17 @@ class Auth:
     def _grant(self, claims: dict[str, Any]) -> Grant | Refusal:
         expires_at: float | None = None
         if "exp" in claims:
-            expires_at = float(claims["exp"]) + self.jwt_leeway_s
+            ends = _seconds(claims["exp"]) + self.jwt_leeway_s
+            expires_at = ends if math.isfinite(ends) else None  # beyond any clock: it never ends
         else:
             issued = claims.get("iat")
             if issued is None:
                 return Refusal("token has neither 'exp' nor 'iat'")
-            if abs(time.time() - float(issued)) > self.jwt_max_age_s:
+            issued_at = _seconds(issued)
+            if abs(time.time() - issued_at) > self.jwt_max_age_s:
                 return Refusal(f"token too old: without 'exp', 'iat' must be within {self.jwt_max_age_s:g} s of now")
+            # The token is good for max_age after iat: a connection it opened must not outlive it.
+            expires_at = issued_at + self.jwt_max_age_s + self.jwt_leeway_s
         scope = claims.get("scope")
         if scope is not None and not isinstance(scope, str):
             return Refusal("malformed token: scope is not a string")
@@ -423,6 +428,14 @@ class Auth:
         return outcome if isinstance(outcome, Response) else None
 
 
+def _seconds(claim: Any) -> float:
+    """A time claim PyJWT accepted (an integer, however large, or a float) as a float; infinite past a float's range."""
+    try:
+        return float(claim)
+    except OverflowError:  # a signed {"exp": 1000...0} of 400 digits is still a valid JWT
+        return math.inf if claim > 0 else -math.inf
+
+
 def _digest(text: str) -> bytes:
     # Digests of equal length, so that compare_digest's time does not depend on the key's length either.
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
@@ -446,13 +459,13 @@ def _algorithm_of(key: Any) -> str:
 # -- the files ------------------------------------------------------------------------
 
 
-def _read(path: str | os.PathLike[str], what: str) -> bytes:
+def _read(path: str | os.PathLike[str], what: str, *, secret: bool = True) -> bytes:
     try:
         data = Path(path).read_bytes()
         mode = os.stat(path).st_mode
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} {os.fspath(path)!r}: {exc.strerror or exc}") from None
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if secret and mode & (stat.S_IRGRP | stat.S_IROTH):
         logger.warning("the %s %s is readable by other users: chmod 600 it", what, os.fspath(path))
     return data
 
@@ -504,7 +517,7 @@ def read_jwt_public_keys(path: str | os.PathLike[str]) -> list[Any]:
         ConfigError: the file cannot be read, holds a private key, or no public key.
     """
     name = os.fspath(path)
-    blocks = list(_PEM.finditer(_read(path, "JWT public key file")))
+    blocks = list(_PEM.finditer(_read(path, "JWT public key file", secret=False)))  # public: anyone may read it
     if any(b"PRIVATE" in block.group(1) for block in blocks):
         raise ConfigError(
             f"{name!r} holds a private key: give the server only the public key "
@@ -521,34 +534,3 @@ def read_jwt_public_keys(path: str | os.PathLike[str]) -> list[Any]:
     for key in keys:
         _algorithm_of(key)
     return keys
-
-
-# -- keeping credentials out of logs ------------------------------------------------------
-
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&#\s]*", re.IGNORECASE)
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-
-
-class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger for websockets' protocol objects that writes no credential.
-
-    At DEBUG, websockets logs each request line (with its query string) and
-    each header: this passes them on with ``access_token`` values and
-    ``Authorization`` and cookie headers replaced by ``[redacted]``.
-    """
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in _SECRET_HEADERS:
-            args = (args[0], "[redacted]")
-        else:
-            args = tuple(_QUERY_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in args)
-        # stacklevel: the record names websockets' line that logged, not this one.
-        kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
-        self.logger.log(level, msg, *args, **kwargs)
-
-
-def redacting_logger(name: str = "websockets.server") -> RedactingLogger:
-    """The logger ``name``, through a :class:`RedactingLogger`."""
-    return RedactingLogger(logging.getLogger(name), {})

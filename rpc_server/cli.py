@@ -24,9 +24,9 @@ from typing import Any
 from . import logs
 from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
 from .config import Limits
-from .errors import ConfigError, RpcServerError
+from .errors import ConfigError, RpcServerError, UnguardedAddressError
 from .registry import Registry
-from .server import RpcServer, is_loopback
+from .server import RpcServer
 from .service import Service
 from .supervisor import METRICS_DIR_ENV, WORKER_ENV, Supervisor, cpu_count
 from .tls import server_context
@@ -575,6 +575,13 @@ def ssl_from(args: argparse.Namespace) -> ssl.SSLContext | None:
     return server_context(args.certfile, args.keyfile, client_ca_file=args.client_ca_file)
 
 
+# How to go on when the server refuses an address others can reach with no credential.
+UNGUARDED_FIX = (
+    "give --api-key-file, --jwt-secret-file, --jwt-public-key-file or --client-ca-file, "
+    "or --allow-unauthenticated to serve anyway"
+)
+
+
 def server_from(args: argparse.Namespace, registry: Registry) -> RpcServer:
     """The server the flags describe, not yet started.
 
@@ -583,23 +590,20 @@ def server_from(args: argparse.Namespace, registry: Registry) -> RpcServer:
     """
     auth = auth_from(args)
     context = ssl_from(args)
-    if auth is None and args.client_ca_file is None and not args.allow_unauthenticated and not is_loopback(args.host):
-        raise ConfigError(
-            f"refusing to listen on {args.host or 'every address'} with no credential, where anyone who can "
-            "reach it could call every tool: give --api-key-file, --jwt-secret-file, --jwt-public-key-file "
-            "or --client-ca-file, or --allow-unauthenticated to serve anyway"
+    try:
+        return RpcServer(
+            registry,
+            host=args.host,
+            port=args.port,
+            limits=limits_from(args),
+            compression=args.compression,
+            origins=args.origins or None,
+            auth=auth,
+            ssl=context,
+            allow_unauthenticated=args.allow_unauthenticated,
         )
-    return RpcServer(
-        registry,
-        host=args.host,
-        port=args.port,
-        limits=limits_from(args),
-        compression=args.compression,
-        origins=args.origins or None,
-        auth=auth,
-        ssl=context,
-        allow_unauthenticated=args.allow_unauthenticated,
-    )
+    except UnguardedAddressError as exc:  # the server's rule, said with the flags
+        raise UnguardedAddressError(exc.host, UNGUARDED_FIX) from None
 
 
 def service_from(args: argparse.Namespace, server: RpcServer) -> Service:

@@ -62,7 +62,8 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
-from .handshake import Admission, Refusal, endpoint_of, is_upgrade
+from .handshake import Admission, Refusal, endpoint_of, is_upgrade, path_of, peer_name
+from .handshake import response as http_response
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
 from .session import Bucket, Session, TopicDirectory
@@ -213,10 +214,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        address = transport.get_extra_info("peername")
-        if isinstance(address, tuple) and len(address) >= 2:
-            host = str(address[0])
-            self.log_context["peer"] = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+        peer = peer_name(transport.get_extra_info("peername"))
+        if peer is not None:
+            self.log_context["peer"] = peer
         self.host.opened(self)  # which may cut it at once: the server is full
         if transport.is_closing():
             return
@@ -320,7 +320,13 @@ class Connection(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         if self.open_timer is not None:
             self.open_timer.cancel()
-        decision = self.host.admit(request, self._caller())
+        try:
+            decision = self.host.admit(request, self._caller())
+        except Exception:
+            # A gate or a route handler that fails (a user's, or a bug of ours): the caller
+            # gets an answer, not a cut connection, and the server keeps serving.
+            logger.exception("the handshake failed on a request for %s", path_of(request))
+            decision = http_response(500, "Internal Server Error\n")
         traffic = self.traffic
         if isinstance(decision, Response):  # plain HTTP, or a refusal
             if traffic is not None and isinstance(decision, Refusal) and is_upgrade(request):  # not a guarded route's

@@ -43,6 +43,7 @@ from . import codes, openrpc, protocol
 from .config import Limits
 from .context import Context
 from .errors import NODATA, ToolError
+from .logs import bounded
 from .methods import protocol_methods
 from .registry import RESERVED_PREFIX, Kind, Registry, Tool
 from .session import Session
@@ -103,7 +104,8 @@ def _non_finite(value: Any) -> float | None:
 
 
 def _log_failure(tool: Tool, id: Any) -> None:
-    request_id = None if id is _NOID else id
+    # The id is the client's: a log line holds 64 characters of it, not 100 KB.
+    request_id = None if id is _NOID else bounded(id)
     # The method and id also as fields, for JSON logs (rpc_server.logs).
     logger.exception(
         "tool %r failed (request id %r)", tool.name, request_id, extra={"method": tool.name, "request_id": request_id}

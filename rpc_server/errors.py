@@ -7,8 +7,8 @@
      │    └── InvalidParamsError   the params do not fit the tool (-32602)
      ├── ToolDefinitionError  a tool or its schema cannot be registered
      └── ConfigError          the server cannot start as configured (a key file that cannot
-                              be read, a malformed origin, a public address with no credential);
-                              also a ValueError
+          │                   be read, a malformed origin); also a ValueError
+          └── UnguardedAddressError   an address other machines can reach, with no credential
 
 ``ToolError`` is also a :class:`jsonrpcserver.exceptions.JsonRpcError`, so code
 written for jsonrpcserver that catches or raises that class works unchanged.
@@ -23,7 +23,15 @@ from jsonrpcserver.sentinels import NODATA
 
 from . import codes
 
-__all__ = ["NODATA", "ConfigError", "InvalidParamsError", "RpcServerError", "ToolDefinitionError", "ToolError"]
+__all__ = [
+    "NODATA",
+    "ConfigError",
+    "InvalidParamsError",
+    "RpcServerError",
+    "ToolDefinitionError",
+    "ToolError",
+    "UnguardedAddressError",
+]
 
 
 class RpcServerError(Exception):
@@ -63,3 +71,19 @@ class ToolDefinitionError(RpcServerError):
 
 class ConfigError(RpcServerError, ValueError):
     """The server cannot start as configured; the message says what to change."""
+
+
+class UnguardedAddressError(ConfigError):
+    """A server would listen where other machines can reach it, with no credential: anyone could call every tool.
+
+    Args:
+        host: the address asked for.
+        fix: how to go on, in the caller's terms (the library's arguments, the command line's flags).
+    """
+
+    def __init__(self, host: str, fix: str) -> None:
+        self.host = host
+        super().__init__(
+            f"refusing to listen on {host or 'every address'} with no credential, where anyone who can reach it "
+            f"could call every tool: {fix}"
+        )

@@ -50,6 +50,7 @@ __all__ = [
     "is_upgrade",
     "json_response",
     "path_of",
+    "peer_name",
     "reason_of",
     "refuse",
     "response",
@@ -128,6 +129,14 @@ class Refusal(Response):
 Gate = Callable[[Request, Admission], Response | None]
 # Answers one plain HTTP request, given what is known of the caller (see Routes.add).
 Handler = Callable[[Request, Admission], Response]
+
+
+def peer_name(address: Any) -> str | None:
+    """A socket's peer address (``getpeername()``) as logs name it, ``host:port`` or ``[v6]:port``; None if unknown."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return None
 
 
 def path_of(request: Request) -> str:

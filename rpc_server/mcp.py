@@ -278,9 +278,14 @@ class McpSession:
     # -- tools/call --------------------------------------------------------------
 
     def _call(self, id: Any, params: dict[str, Any]) -> _Outcome:
-        found = self._tool(params.get("name"))
+        name = params.get("name")
+        found = self._tool(name)
         if found is None:
-            return protocol.error(codes.INVALID_PARAMS, f"Unknown tool: {params.get('name')!r}", id)
+            if isinstance(name, str) and name in self.dispatcher.registry and not name.startswith(RESERVED_PREFIX):
+                # Served, but not to this caller: answered as JSON-RPC answers it (-32004), though
+                # tools/list leaves it out, so that one credential gets one answer on either protocol.
+                return protocol.error(codes.FORBIDDEN, f"not allowed to call {name!r}", id)
+            return protocol.error(codes.INVALID_PARAMS, f"Unknown tool: {name!r}", id)
         tool, d = found
         arguments = params.get("arguments", {})
         if arguments is None:

@@ -48,7 +48,7 @@ from websockets.http11 import Request, Response
 
 from .dispatch import Dispatcher
 from .handshake import Admission, Handshake, response
-from .logs import outcome_code
+from .logs import UNKNOWN_METHOD, outcome_code
 from .session import Session, TopicDirectory
 from .traffic import Traffic
 
@@ -76,7 +76,6 @@ BUCKETS_S = (
     10.0,
     30.0,
 )
-UNKNOWN_METHOD = "(unknown)"
 _BOUNDS = list(BUCKETS_S)
 _bucket = bisect.bisect_left
 # Outcome codes kept apart per method; a tool raising codes beyond these counts under "other".

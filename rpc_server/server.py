@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import ssl as _ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -26,22 +27,24 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from . import capacity, discovery
-from .auth import Auth, redacting_logger
+from .auth import Auth
 from .config import Limits
 from .connection import BINARY_FRAME_REPLY, DRAIN_CLOSE_WAIT_S, Connection, Handler
 from .dispatch import Dispatcher
-from .errors import ConfigError
+from .errors import UnguardedAddressError
 from .handshake import PATHS, Admission, Handshake
+from .logs import redacting_logger
 from .origins import OriginPolicy
 from .ratelimit import RateLimiter, TokenBucket
 from .registry import Registry
-from .tls import certificate_gate, requires_client_certificates
+from .tls import TlsHandshake, certificate_gate, requires_client_certificates
 from .tools import builtin_tools
 from .topics import Topics, builtin_topics
 from .traffic import Traffic
 
 __all__ = ["BINARY_FRAME_REPLY", "PATHS", "RpcServer", "is_loopback"]
 
+logger = logging.getLogger("rpc_server")
 _WEBSOCKETS_LOGGER = redacting_logger()
 
 
@@ -94,7 +97,7 @@ class RpcServer:
             with no credential at all. Without it, that is refused.
 
     Raises:
-        ConfigError: a malformed origin, or a reachable address with no credential.
+        ConfigError: a malformed origin; UnguardedAddressError: a reachable address with no credential.
 
     Attributes:
         handshake: what decides each opening request (:mod:`.handshake`): add
@@ -127,10 +130,9 @@ class RpcServer:
     ) -> None:
         if auth is None and not requires_client_certificates(ssl) and not allow_unauthenticated:
             if not is_loopback(host):
-                raise ConfigError(
-                    f"refusing to listen on {host or 'every address'} with no credential: anyone who can reach "
-                    "it could call every tool. Pass auth= (or ssl= requiring client certificates), or "
-                    "allow_unauthenticated=True to serve anyway"
+                raise UnguardedAddressError(
+                    host,
+                    "pass auth= (or ssl= requiring client certificates), or allow_unauthenticated=True to serve anyway",
                 )
         self.limits = limits if limits is not None else Limits()
         self.registry = registry if registry is not None else builtin_tools()
@@ -215,14 +217,24 @@ class RpcServer:
             self.max_connections = capacity.default_max_connections(descriptors)
         capacity.AcceptErrors.install(loop, lambda: len(self.connections))
         self._server = await loop.create_server(
-            lambda: Connection(self),
-            self.host,
-            self._port,
-            ssl=self.ssl,
-            ssl_handshake_timeout=self.limits.open_timeout_s if self.ssl is not None else None,
-            reuse_port=self.reuse_port or None,
+            self._protocol, self.host, self._port, reuse_port=self.reuse_port or None
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
+
+    def _protocol(self) -> asyncio.Protocol:
+        """What serves an accepted socket: its connection; with TLS, after our handshake (whose failures are seen)."""
+        if self.ssl is None:
+            return Connection(self)
+        return TlsHandshake(lambda: Connection(self), self.ssl, self.limits.open_timeout_s, self._tls_refused)
+
+    def _tls_refused(self, peer: str, reason: str, kind: str | None) -> None:
+        # A client certificate refused is a credential refused: logged once and counted as one.
+        if kind == "auth":
+            logger.warning("refused %s: %s", peer, reason)
+        else:
+            logger.log(logging.INFO if kind else logging.DEBUG, "refused %s: %s", peer, reason)
+        if kind is not None and self.traffic is not None:
+            self.traffic.refused[kind] += 1
 
     @property
     def port(self) -> int:

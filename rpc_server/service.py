@@ -76,7 +76,7 @@ class Service:
         if not metrics:
             server.handshake.routes.add("/metrics", _metrics_off)
         if access_log:
-            server.dispatcher.observe(AccessLog())
+            server.dispatcher.observe(AccessLog(known=server.dispatcher.serves))
         if worker is not None:
             server.reuse_port = True
         self._sharing: asyncio.Task[None] | None = None

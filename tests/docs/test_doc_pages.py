@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rpc_server import codes
 from tests.docs.page import REPO, doc_pages
 
 # Blocks that cannot run, across README.md and docs/: raise this only on purpose.
@@ -72,3 +73,12 @@ def test_ci_runs_the_readmes_test_command():
     assert re.search(r"^\./scripts/test\b", ci, re.MULTILINE)
     assert re.search(r"^\./scripts/test\b", readme, re.MULTILINE)
     assert re.search(r"^\./scripts/serve\b", readme, re.MULTILINE)
+
+
+def test_the_error_table_has_a_row_for_every_code_with_the_server_s_message() -> None:
+    """docs/protocol.md lists every error code: each code of rpc_server.codes has its row, with its message."""
+    table = (REPO / "docs" / "protocol.md").read_text().partition("## Error codes")[2]
+    rows = {
+        int(m["code"]): m["message"] for m in re.finditer(r"^\| (?P<code>-?\d+) \| (?P<message>[^|]+?) \|", table, re.M)
+    }
+    assert rows == codes.MESSAGES

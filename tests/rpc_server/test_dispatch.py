@@ -246,6 +246,18 @@ async def test_a_failing_tool_is_an_internal_error_that_leaks_nothing(
     assert any("'req-42'" in r.getMessage() and r.exc_info for r in logged)
 
 
+async def test_a_failure_s_log_line_holds_at_most_64_characters_of_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client's 100 KB id is cut in the failure's log line (message and field), while the answer echoes it whole."""
+    long_id = "A" * 100_000
+    with caplog.at_level(logging.ERROR, logger="rpc_server"):
+        reply = await Dispatcher(_failing_registry()).dispatch_async(request("fail_sync", None, long_id))
+    assert parse(reply)["id"] == long_id
+    [record] = [r for r in caplog.records if r.name == "rpc_server"]
+    assert len(record.getMessage()) < 200 and record.request_id == "A" * 63 + "…"  # type: ignore[attr-defined]
+
+
 async def test_an_internal_error_in_a_batch_spoils_only_its_own_member(caplog: pytest.LogCaptureFixture) -> None:
     """A result JSON cannot carry becomes -32603 for that member; the others keep their results."""
     registry = _failing_registry()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -234,6 +235,40 @@ async def test_a_gate_s_refusal_reaches_the_client_and_runs_no_tool(start_server
             pass
     assert refused.value.response.status_code == 401
     assert refused.value.response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_a_gate_or_a_route_that_raises_gets_a_500_and_the_server_serves_on(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing gate or route handler: HTTP 500 to the caller, its traceback logged, the next caller served."""
+    server = await start_server()
+    failing = True
+
+    def broken(req: Request, admission: Admission) -> Response | None:
+        if failing:
+            raise OverflowError("int too large to convert to float")
+        return None
+
+    def broken_route(req: Request, admission: Admission) -> Response:
+        raise RuntimeError("the route broke")
+
+    server.handshake.gates.append(broken)
+    server.handshake.routes.add("/broken", broken_route)
+    with caplog.at_level(logging.ERROR, "rpc_server"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(server.url):
+                pass
+        status, _, body = await http_get(server.port, "/broken?secret=x")
+    assert refused.value.response.status_code == 500 and (status, body) == (500, b"Internal Server Error\n")
+    failures = [r for r in caplog.records if r.getMessage().startswith("the handshake failed")]
+    assert [r.getMessage() for r in failures] == [
+        "the handshake failed on a request for /ws",
+        "the handshake failed on a request for /broken",
+    ]
+    assert all(r.exc_info is not None for r in failures)
+    failing = False
+    async with connect(server.url) as ws:
+        assert (await rpc(ws, "multiply", [3, 4]))["result"] == 12
 
 
 async def test_the_admission_decides_what_the_connection_may_call(start_server: StartServer) -> None:

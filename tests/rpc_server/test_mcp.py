@@ -224,13 +224,17 @@ async def test_schemas_are_written_in_2020_12_for_2025_11_25() -> None:
 
 
 async def test_a_caller_sees_and_calls_only_what_it_may_call() -> None:
-    """With the session's allowed(), tools/list shows only what it allows, and calling another is an unknown tool."""
+    """With the session's allowed(), tools/list shows only what it allows; calling another is -32004, as in JSON-RPC.
+
+    A tool the server does not serve stays an unknown tool, -32602.
+    """
     peer = Peer(allowed=lambda name: name == "add")
     await peer.initialize()
     assert list(await peer.tools()) == ["add"]
-    assert (await peer.request("tools/call", {"name": "multiply", "arguments": {"a": 1, "b": 2}}))["error"][
-        "code"
-    ] == -32602
+    forbidden = await peer.request("tools/call", {"name": "multiply", "arguments": {"a": 1, "b": 2}})
+    assert forbidden["error"] == {"code": -32004, "message": "Forbidden", "data": "not allowed to call 'multiply'"}
+    unknown = await peer.request("tools/call", {"name": "nope", "arguments": {}})
+    assert unknown["error"] == {"code": -32602, "message": "Invalid params", "data": "Unknown tool: 'nope'"}
 
 
 # -- tools/call -------------------------------------------------------------------

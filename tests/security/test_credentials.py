@@ -7,10 +7,12 @@ reason as one line of plain text.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from rpc_server.errors import ConfigError
 from rpc_server.handshake import Admission, json_response
 
 from ..rpc_server.test_handshake import http_get
-from ..rpc_server.wire import StartServer, rpc
+from ..rpc_server.wire import WAIT, StartServer, rpc
 from .kit import KEY_ALL, KEY_MATH, SECRET, forge_hs256, mint, pem, private_keys, refused, tools, write
 
 KEYS = {KEY_ALL: [], KEY_MATH: ["multiply", "math_*"]}
@@ -145,6 +147,17 @@ def test_a_key_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pyte
     assert "readable by other users: chmod 600" in caplog.text
 
 
+def test_a_public_key_file_readable_by_others_brings_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A public key is public: no 'chmod 600' warning for the JWT public key file, whatever its mode."""
+    path = write(tmp_path, "public.pem", pem(private_keys()["EdDSA"]))
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, "rpc_server"):
+        Auth.from_files(jwt_public_key_file=path)
+    assert "readable by other users" not in caplog.text
+
+
 # -- JWT --------------------------------------------------------------------------------------
 
 
@@ -165,11 +178,6 @@ def test_a_token_without_scope_grants_everything() -> None:
     """No scope claim: every name (allowed is None)."""
     grant = hs_auth().authenticate(mint())
     assert isinstance(grant, Grant) and grant.allowed is None
-
-
-# Tokens minted when the tests are collected: a full run on a busy machine reaches them minutes later,
-# past mint()'s default lifetime, and each would then be refused as expired instead of for its own fault.
-LATE = 3 * 3600
 
 
 def good_token(**claims: Any) -> str:
@@ -230,6 +238,38 @@ def test_the_leeway_admits_a_token_just_expired_and_keeps_its_connection_that_lo
     assert isinstance(grant, Grant) and grant.expires_at == exp + 60
 
 
+def test_a_signed_exp_beyond_a_float_s_range_grants_a_connection_that_does_not_end() -> None:
+    """exp of 400 digits is valid to PyJWT: no end (not an OverflowError); such an iat without exp is too old."""
+    grant = hs_auth().authenticate(mint(exp=10**400))
+    assert isinstance(grant, Grant) and grant.expires_at is None
+    assert hs_auth().authenticate(mint(lifetime=None, iat=-(10**400))) == Refusal(
+        "token too old: without 'exp', 'iat' must be within 60 s of now"
+    )
+
+
+async def test_a_token_with_a_huge_exp_is_answered_over_the_wire(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signed exp of 400 digits admits and calls, with no traceback; an iat of 400 digits gets its 401."""
+    with caplog.at_level(logging.ERROR):
+        async with connect(
+            guarded.url, additional_headers={"Authorization": "Bearer " + good_token(exp=10**400)}
+        ) as ws:
+            assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
+        too_old = good_token(lifetime=None, iat=-(10**400))
+        check_refusal(
+            await refused(guarded.url, additional_headers={"Authorization": f"Bearer {too_old}"}), "token too old"
+        )
+    assert not caplog.records
+
+
+def test_a_token_without_exp_ends_max_age_after_its_iat() -> None:
+    """An iat-only token is good for max_age after iat: its connection ends then, plus the leeway."""
+    iat = int(time.time()) - 5
+    grant = hs_auth(jwt_max_age_s=30, jwt_leeway_s=10).authenticate(mint(lifetime=None, iat=iat))
+    assert isinstance(grant, Grant) and grant.expires_at == iat + 30 + 10
+
+
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_public_key_tokens_are_verified_with_the_algorithm_their_key_pins(tmp_path: Path, algorithm: str) -> None:
     """RS256, ES256 and EdDSA tokens pass with their public key, and a token of another key is a bad signature."""
@@ -249,6 +289,14 @@ def test_an_hs256_token_signed_with_the_public_key_is_refused(tmp_path: Path) ->
     auth = Auth(jwt_public_keys=[private.public_key()])
     outcome = auth.authenticate(forge_hs256(pem(private)))
     assert outcome == Refusal("algorithm 'HS256' not accepted (this server takes RS256)")
+
+
+@pytest.mark.parametrize("algorithm", [["HS256"], "HS256\nX-Forged: yes"], ids=["not-a-string", "not-a-name"])
+def test_an_algorithm_not_fit_to_quote_is_not_quoted(algorithm: Any) -> None:
+    """A header 'alg' that is not a string, or not a plain name, reads 'the token's algorithm is not accepted'."""
+    header = base64.urlsafe_b64encode(json.dumps({"alg": algorithm}).encode()).rstrip(b"=").decode()
+    outcome = hs_auth().authenticate(f"{header}.e30.c2ln")
+    assert outcome == Refusal("the token's algorithm is not accepted (this server takes HS256)")
 
 
 def test_a_rotation_file_with_two_public_keys_accepts_tokens_of_either(tmp_path: Path) -> None:
@@ -336,33 +384,21 @@ def check_refusal(response: Response, reason: str, error: str | None = "invalid_
 
 
 @pytest.mark.parametrize(
-    ("headers", "reason", "error"),
+    ("credential", "reason", "error"),
     [
-        ({}, "missing credential", None),
-        ({"Authorization": "Token abc"}, "malformed Authorization header", "invalid_request"),
-        ({"Authorization": "Bearer " + KEY_ALL[:-1] + "?"}, "unknown key", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(exp=int(time.time()) - 3600)}, "token expired", "invalid_token"),
+        (lambda: None, "missing credential", None),
+        (lambda: "Token abc", "malformed Authorization header", "invalid_request"),
+        (lambda: "Bearer " + KEY_ALL[:-1] + "?", "unknown key", "invalid_token"),
+        (lambda: "Bearer " + good_token(exp=int(time.time()) - 3600), "token expired", "invalid_token"),
         (
-            {"Authorization": "Bearer " + good_token(nbf=int(time.time()) + 3600, lifetime=LATE)},
+            lambda: "Bearer " + good_token(nbf=int(time.time()) + 3600),
             "token not yet valid",
             "invalid_token",
         ),
-        ({"Authorization": "Bearer " + good_token(aud="other", lifetime=LATE)}, "wrong audience", "invalid_token"),
-        (
-            {"Authorization": "Bearer " + good_token(iss="https://x.example", lifetime=LATE)},
-            "wrong issuer",
-            "invalid_token",
-        ),
-        (
-            {"Authorization": "Bearer " + good_token(key=b"w" * 32, lifetime=LATE)},
-            "bad signature",
-            "invalid_token",
-        ),
-        (
-            {"Authorization": "Bearer " + good_token(key=None, algorithm="none", lifetime=LATE)},
-            "algorithm 'none'",
-            "invalid_token",
-        ),
+        (lambda: "Bearer " + good_token(aud="other"), "wrong audience", "invalid_token"),
+        (lambda: "Bearer " + good_token(iss="https://x.example"), "wrong issuer", "invalid_token"),
+        (lambda: "Bearer " + good_token(key=b"w" * 32), "bad signature", "invalid_token"),
+        (lambda: "Bearer " + good_token(key=None, algorithm="none"), "algorithm 'none'", "invalid_token"),
     ],
     ids=[
         "missing",
@@ -377,9 +413,14 @@ def check_refusal(response: Response, reason: str, error: str | None = "invalid_
     ],
 )
 async def test_a_refused_credential_gets_401_with_a_challenge_and_one_line_why(
-    guarded: RpcServer, headers: dict[str, str], reason: str, error: str | None
+    guarded: RpcServer, credential: Callable[[], str | None], reason: str, error: str | None
 ) -> None:
-    """Before any WebSocket: 401, WWW-Authenticate: Bearer (error= when a credential came), the reason as one line."""
+    """Before any WebSocket: 401, WWW-Authenticate: Bearer (error= when a credential came), the reason as one line.
+
+    Tokens are made when the test runs: made at collection, a 5-minute token expired in a long suite.
+    """
+    value = credential()
+    headers = {"Authorization": value} if value is not None else {}
     check_refusal(await refused(guarded.url, additional_headers=headers), reason, error)
 
 
@@ -404,7 +445,7 @@ async def test_an_admitted_caller_is_named_by_its_key_or_its_token_s_sub(guarded
 async def test_a_browser_s_token_in_the_query_admits_and_is_never_logged(
     guarded: RpcServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """?access_token= admits like the header; with every logger at DEBUG, neither token nor key shows in the logs."""
+    """?access_token= admits like the header, however its name is spelt; at DEBUG no token or key is logged."""
     token = good_token()
     # websockets' own level too: the command line (run by other tests in this process) raises it to WARNING.
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
@@ -412,12 +453,43 @@ async def test_a_browser_s_token_in_the_query_admits_and_is_never_logged(
             assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
         async with connect(guarded.url, additional_headers={"Authorization": f"Bearer {KEY_ALL}"}) as ws:
             assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
-        await refused(f"{guarded.url}?access_token={KEY_MATH}x")
+        # The server decodes the parameter's name (%5F is '_'): the log must not rely on its spelling.
+        async with connect(f"{guarded.url}?access%5Ftoken={KEY_MATH}&x=1") as ws:
+            assert (await rpc(ws, "multiply", [6, 7]))["result"] == 42
+        await refused(f"{guarded.url}?ACCESS_tok%65n={KEY_MATH}x")
     # The server's logs, not those of the test's own client (which logs what it sends at DEBUG).
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
-    assert "[redacted]" in logged  # websockets did log the request line and headers at DEBUG
     for secret in (token, KEY_ALL, KEY_MATH, token.split(".")[2]):
         assert secret not in logged
+    assert "GET /ws?[redacted]" in logged  # websockets did log the request line and headers at DEBUG
+    assert "Authorization: [redacted]" in logged
+
+
+async def test_a_malformed_request_line_s_query_is_not_logged_either(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets' DEBUG line for an unparsable request quotes the request line: its query string is redacted too."""
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+        writer.write(f"GET /ws?access_token={KEY_ALL} HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        async with asyncio.timeout(WAIT):
+            assert await reader.read() == b""  # no HTTP answer to what is not HTTP/1.x: the server just closes
+        writer.close()
+    assert "unsupported protocol" in caplog.text  # websockets did log the failure
+    assert KEY_ALL not in caplog.text
+
+
+async def test_debug_logs_show_frames_by_kind_and_size_never_their_params_or_results(
+    guarded: RpcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG, websockets logs each frame: the server's lines say TEXT and the size, not the message."""
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "websockets"):
+        async with connect(guarded.url, additional_headers={"Authorization": f"Bearer {KEY_ALL}"}) as ws:
+            assert (await rpc(ws, "multiply", [7919, 104729]))["result"] == 829348951
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("websockets.server"))
+    for content in ("7919", "104729", "829348951", "multiply"):
+        assert content not in logged
+    assert "< TEXT [redacted, " in logged and "> TEXT [redacted, " in logged
 
 
 async def test_a_refusal_is_logged_once_with_the_peer_and_the_reason(

@@ -83,6 +83,15 @@ async def test_an_idle_connection_is_closed_with_1008_when_its_token_expires(exp
         assert await closed_by_server(ws) == (CloseCode.POLICY_VIOLATION, "token expired")
 
 
+async def test_a_connection_of_a_token_without_exp_is_closed_max_age_after_its_iat(start_server: StartServer) -> None:
+    """An iat-only token is good for --jwt-max-age after iat: then its connection closes with 1008 too."""
+    server = await start_server(tools(), auth=Auth(jwt_secret=SECRET, jwt_leeway_s=0, jwt_max_age_s=LIFETIME))
+    token = mint(lifetime=None, iat=int(time.time()))
+    async with connect(server.url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        assert (await rpc(ws, "multiply", [2, 3]))["result"] == 6
+        assert await closed_by_server(ws) == (CloseCode.POLICY_VIOLATION, "token expired")
+
+
 async def test_a_call_running_at_expiry_is_answered_before_the_close_and_later_calls_do_not_run(
     expiring: Any,
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 import ssl
 from pathlib import Path
 
@@ -15,8 +18,9 @@ from rpc_server import RpcServer
 from rpc_server.auth import Auth
 from rpc_server.errors import ConfigError
 from rpc_server.tls import server_context, subject
+from rpc_server.traffic import Traffic
 
-from ..rpc_server.wire import StartServer, rpc
+from ..rpc_server.wire import WAIT, StartServer, rpc
 from .kit import KEY_ALL, tools
 
 # What a client sees when the server refuses its certificate: with TLS 1.3 the client's side of the
@@ -87,6 +91,56 @@ async def test_mutual_tls_refuses_a_client_without_a_trusted_certificate(
     assert not server.connections or all(not c.accepted for c in server.connections)
 
 
+async def counted(traffic: Traffic, reason: str) -> None:
+    """Wait (bounded) until the server has counted a refusal for ``reason``: it sees the failure after the client."""
+    async with asyncio.timeout(WAIT):
+        while not traffic.refused[reason]:
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("certificate", "reason"),
+    [("none", "TLS: no client certificate"), ("other-ca", "TLS: client certificate not trusted (")],
+)
+async def test_a_refused_client_certificate_is_logged_once_and_counted_as_auth(
+    start_server: StartServer,
+    server_files: tuple[Path, Path, Path],
+    ca: trustme.CA,
+    caplog: pytest.LogCaptureFixture,
+    certificate: str,
+    reason: str,
+) -> None:
+    """As a refused token is: one WARNING 'refused PEER: TLS: ...' and rpc_handshakes_refused_total{reason="auth"}."""
+    certfile, keyfile, cafile = server_files
+    server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
+    server.traffic = traffic = Traffic()
+    presented = trustme.CA().issue_cert("mallory@example.org") if certificate == "other-ca" else None
+    with caplog.at_level(logging.INFO, "rpc_server"):
+        with pytest.raises(HANDSHAKE_FAILED):
+            async with connect(server.url, ssl=client_context(ca, presented), open_timeout=5) as ws:
+                await rpc(ws, "whoami")
+        await counted(traffic, "auth")
+    lines = [r.getMessage() for r in caplog.records if r.name == "rpc_server" and r.levelno == logging.WARNING]
+    assert len(lines) == 1 and re.fullmatch(r"refused 127\.0\.0\.1:\d+: " + re.escape(reason) + ".*", lines[0])
+    assert traffic.refused == {"origin": 0, "auth": 1, "limit": 0, "invalid": 0}
+
+
+async def test_plain_http_on_a_tls_port_is_counted_as_invalid_and_tls_clients_are_served_on(
+    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+) -> None:
+    """A ws:// client on the wss:// port fails the TLS handshake: an 'invalid' refusal; the next client is served."""
+    certfile, keyfile, _ = server_files
+    server = await start_server(tools(), ssl=server_context(certfile, keyfile))
+    server.traffic = traffic = Traffic()
+    with pytest.raises(HANDSHAKE_FAILED):
+        async with connect(server.url.replace("wss://", "ws://"), open_timeout=5):
+            pass
+    await counted(traffic, "invalid")
+    assert traffic.refused["auth"] == 0
+    async with connect(server.url, ssl=client_context(ca)) as ws:
+        assert (await rpc(ws, "multiply", [3, 4]))["result"] == 12
+
+
 async def test_a_token_on_top_of_mutual_tls_names_the_caller(
     start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
 ) -> None:
@@ -112,10 +166,12 @@ def test_the_subject_escapes_what_rfc_4514_escapes() -> None:
 def test_files_that_cannot_be_loaded_stop_the_server_naming_them(
     tmp_path: Path, server_files: tuple[Path, Path, Path]
 ) -> None:
-    """A missing key, or a CA file that is not PEM: ConfigError naming the file."""
+    """A missing key, a certificate file without its key, or a CA file that is not PEM: ConfigError naming the file."""
     certfile, _, _ = server_files
     with pytest.raises(ConfigError, match=r"cannot load the TLS certificate and key from .*cert\.pem and .*nope\.pem"):
         server_context(certfile, tmp_path / "nope.pem")
+    with pytest.raises(ConfigError, match=r"^.*cert\.pem holds no private key: give its key file too \(--keyfile\)$"):
+        server_context(certfile)  # the key is in key.pem, not in cert.pem
     bad = tmp_path / "bad-ca.pem"
     bad.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"cannot load the client CA file .*bad-ca\.pem"):
