@@ -310,7 +310,8 @@ class Dispatcher:
         id = obj.get("id", _NOID)
         method = obj["method"]
         bucket = session.bucket
-        if bucket is not None and not bucket.take() and method != _CANCEL:
+        # rpc.cancel is tested first: it must not spend a token either (docs/limits.md).
+        if bucket is not None and method != _CANCEL and not bucket.take():
             if id is _NOID:
                 return None  # a notification over the rate is not run, and nothing is said
             return protocol.error(codes.RATE_LIMITED, {"retry_after": bucket.retry_after()}, id)

@@ -152,6 +152,17 @@ async def test_rpc_cancel_is_never_rate_limited(start_server: Any) -> None:
         assert (await call(ws, "multiply", [1, 1], 2))["error"]["code"] == codes.RATE_LIMITED
 
 
+async def test_rpc_cancel_spends_none_of_the_rate(start_server: Any) -> None:
+    """Burst 2: two rpc.cancel first, and both calls after them still run (a cancel is not charged)."""
+    server = await start_server(rate_limit_calls_per_s=0.1, rate_limit_burst_calls=2)
+    async with connect(server.url) as ws:
+        assert (await call(ws, "rpc.cancel", {"id": "x"}, 1))["result"] is False
+        assert (await call(ws, "rpc.cancel", {"id": "y"}, 2))["result"] is False
+        assert (await call(ws, "multiply", [2, 3], 3))["result"] == 6
+        assert (await call(ws, "multiply", [2, 4], 4))["result"] == 8
+        assert (await call(ws, "multiply", [2, 5], 5))["error"]["code"] == codes.RATE_LIMITED
+
+
 async def test_a_rate_limited_notification_is_dropped_silently(start_server: Any) -> None:
     """Past the rate, a notification is neither run nor answered; the next call still hears -32005."""
     server = await start_server(rate_limit_calls_per_s=0.1, rate_limit_burst_calls=1)
