@@ -110,6 +110,12 @@ def _log_failure(tool: Tool, id: Any) -> None:
     )
 
 
+def _too_deep(id: Any, exc: protocol.TooDeep) -> dict[str, Any]:
+    """-32603 for a result nested deeper than any reader here takes (the server's own parser included)."""
+    logger.warning("the answer to request id %r is not written: %s", id, exc)
+    return protocol.error(codes.INTERNAL_ERROR, str(exc), id)
+
+
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
     return protocol.error(exc.code, exc.data, id, exc.message)
 
@@ -164,7 +170,7 @@ async def _gather(parts: AsyncIterator[Any], session: Session, id: Any, stream: 
             try:
                 chunk = _dumps(part)
             except TypeError:  # big integers, deep nesting; what JSON cannot carry raises again
-                chunk = protocol.encode(part)
+                chunk = protocol.encode_part(part)
             budget.bytes -= len(chunk) + 1
             budget.parts -= 1
             if budget.bytes < 0 or budget.parts < 0:
@@ -397,6 +403,8 @@ class Dispatcher:
             if budget is not None:
                 raise  # a batch member: the batch answers for all its members
             return None if id is _NOID else self._too_large_error(id, self._gathered_too_much(exc))
+        except protocol.TooDeep as exc:  # a generator's part
+            return None if id is _NOID else _too_deep(id, exc)
         except asyncio.CancelledError:
             if key not in session.cancelling or task is None:
                 raise  # the connection is closing: nothing to answer
@@ -448,6 +456,8 @@ class Dispatcher:
         """One Response object written, within the answer's size limit."""
         try:
             reply = protocol.encode(response)
+        except protocol.TooDeep as exc:
+            return protocol.encode(_too_deep(response.get("id"), exc))
         except _UNWRITABLE:
             id = response.get("id")
             logger.exception("the result for request id %r cannot be written as JSON", id)
@@ -586,6 +596,8 @@ class Dispatcher:
         if "result" in response:
             try:
                 reply = protocol.encode({"result": response["result"], **echo})
+            except protocol.TooDeep as exc:
+                response = _too_deep(None, exc)
             except _UNWRITABLE:
                 logger.exception("the result of a {func, args} call cannot be written as JSON")
                 response = protocol.error(codes.INTERNAL_ERROR)
