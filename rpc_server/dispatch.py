@@ -606,9 +606,19 @@ class Dispatcher:
                     return reply
                 response = self._too_large_error(None, self._sized(len(reply)))
         err = response["error"]
-        data = err.get("data", NODATA)
-        text = err["message"] if data is NODATA else f"{err['message']}: {data}"
-        return protocol.encode({"error": text, **echo})
+        return protocol.encode({"error": _sentence(err["message"], err.get("data", NODATA)), **echo})
+
+
+def _sentence(message: str, data: Any) -> str:
+    """An error as the seed's one string: its message, then its data, written as JSON unless it is text."""
+    if data is NODATA or data is None:
+        return message
+    if type(data) is str:
+        return f"{message}: {data}"
+    try:
+        return f"{message}: {protocol.encode_part(data).decode()}"  # a dict's str() would be Python's syntax
+    except _UNWRITABLE:
+        return message
 
 
 # The request path without timing, for Dispatcher._observed (the instance's _request replaced).
