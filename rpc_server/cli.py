@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import importlib
 import logging
@@ -24,8 +25,8 @@ from typing import Any
 from . import logs
 from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
 from .config import Limits
-from .errors import ConfigError, RpcServerError
-from .registry import Registry
+from .errors import ConfigError, RpcServerError, ToolDefinitionError
+from .registry import Registry, Tool
 from .server import RpcServer, is_loopback
 from .service import Service
 from .supervisor import METRICS_DIR_ENV, WORKER_ENV, Supervisor, cpu_count
@@ -35,6 +36,7 @@ from .tools import builtin_tools
 __all__ = [
     "auth_from",
     "build_parser",
+    "include_tools",
     "limits_from",
     "load_tools",
     "main",
@@ -621,6 +623,8 @@ def _import(spec: str, module_name: str) -> ModuleType:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise RpcServerError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
+    except ToolDefinitionError as exc:  # a tool the module defines at import, refused
+        raise RpcServerError(f"--tools {spec}: {exc}") from exc
 
 
 def _checked_tools(spec: str, tools: Any, what: str) -> Tools:
@@ -631,8 +635,10 @@ def _checked_tools(spec: str, tools: Any, what: str) -> Tools:
         if not_callable:
             raise RpcServerError(f"--tools {spec}: {what} maps {not_callable[0]!r} to something that is not callable")
         return tools
+    kind = type(tools).__name__
     raise RpcServerError(
-        f"--tools {spec}: {what} is {type(tools).__name__}; expected a Registry or a dict of functions"
+        f"--tools {spec}: {what} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}; "
+        "expected a Registry or a dict of functions"
     )
 
 
@@ -684,6 +690,43 @@ def load_tools(spec: str) -> Tools:
         f"name the one to serve (--tools {module_name}:NAME), or define `registry = Registry()` "
         "there and add tools with @registry.tool"
     )
+
+
+def include_tools(registry: Registry, spec: str, builtins: bool) -> None:
+    """Serve the tools of ``--tools SPEC`` from ``registry`` too (``builtins``: it holds the built-in tools).
+
+    Raises:
+        RpcServerError: they cannot be loaded, or a name clashes; the message says what to do.
+    """
+    tools = load_tools(spec)
+    try:
+        registry.include(tools)
+    except ToolDefinitionError as exc:
+        clash = next((name for name, item in tools.items() if _clashes(registry, name, item)), None)
+        if clash is None:  # a reserved name
+            raise RpcServerError(f"--tools {spec}: {exc}") from exc
+        if builtins and clash in builtin_tools():
+            raise RpcServerError(
+                f"--tools {spec}: {clash!r} is also the name of a built-in tool: rename yours, "
+                "or serve only yours with --no-builtins"
+            ) from exc
+        raise RpcServerError(f"--tools {spec}: {clash!r} is also served by an earlier --tools: rename one") from exc
+
+
+def _clashes(served: Registry, name: str, item: Any) -> bool:
+    held = served.get(name)
+    return held is not None and held.fn is not (item.fn if isinstance(item, Tool) else item)
+
+
+def _listen_error(exc: OSError) -> str:
+    """Why the port cannot be had, in words (asyncio's own message quotes a Python tuple)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (is another server running?); choose another with --port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no network interface of this machine has that address; check --host"
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 # -- running ---------------------------------------------------------------------------
@@ -742,7 +785,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     try:
         registry = Registry() if args.no_builtins else builtin_tools()
         for spec in args.tools:
-            registry.include(load_tools(spec))
+            include_tools(registry, spec, builtins=not args.no_builtins)
         if not registry:
             raise RpcServerError("no tools to serve: --no-builtins needs --tools")
         server = server_from(args, registry)  # with workers too: the flags are checked once, here
@@ -751,8 +794,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         else:
             service = service_from(args, server)
     except (RpcServerError, ValueError) as exc:
-        if not isinstance(exc, ConfigError):  # a setting that cannot work is no usage error: one line says it
-            parser.print_usage(sys.stderr)
+        # One line: the usage block above it would bury it, and says nothing of --tools or of settings.
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -760,5 +802,5 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return asyncio.run(supervisor.run())
         return asyncio.run(_serve(service))
     except OSError as exc:
-        print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {_listen_error(exc)}", file=sys.stderr)
         return 1

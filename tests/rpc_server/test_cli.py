@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from rpc_server import Limits, cli
+from rpc_server import Limits, Registry, cli
 
 from .corpus import request
 
@@ -278,6 +279,67 @@ def test_an_empty_jsonrpcserver_global_registry_is_explained(
     monkeypatch.setattr(jsonrpcserver.methods, "global_methods", {})  # as in a process that imported no @method
     assert cli.main(["--tools", "jsonrpcserver.methods:global_methods"], prog="rpc-server") == 2
     assert "name the module that defines them" in capsys.readouterr().err
+
+
+def test_a_tool_named_like_a_built_in_says_so_and_what_to_do(
+    tools_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tools defining its own 'add': one line naming the built-in clash and the way out; --no-builtins serves it."""
+    (tools_dir / "cwd_tools_e.py").write_text(
+        "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda a, b: a - b, name='add')\n"
+    )
+    assert cli.main(["--tools", "cwd_tools_e"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == (
+        "rpc-server: error: --tools cwd_tools_e: 'add' is also the name of a built-in tool: rename yours, "
+        "or serve only yours with --no-builtins\n"
+    )
+    served = Registry()
+    cli.include_tools(served, "cwd_tools_e", builtins=False)
+    assert list(served) == ["add"]
+
+
+def test_two_tools_modules_that_clash_are_named(tools_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same name from two --tools modules: the second is refused, saying an earlier --tools serves it."""
+    for module in ("cwd_tools_f", "cwd_tools_g"):
+        (tools_dir / f"{module}.py").write_text(
+            "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda: 1, name='same')\n"
+        )
+    assert cli.main(["--tools", "cwd_tools_f", "--tools", "cwd_tools_g"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == (
+        "rpc-server: error: --tools cwd_tools_g: 'same' is also served by an earlier --tools: rename one\n"
+    )
+
+
+def test_a_tool_refused_while_its_module_is_imported_is_named_with_its_tools_flag(
+    tools_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module that registers 'rpc.mine' fails its import: the error says which --tools, in one line."""
+    (tools_dir / "cwd_tools_h.py").write_text(
+        "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda: 1, name='rpc.mine')\n"
+    )
+    assert cli.main(["--tools", "cwd_tools_h"], prog="rpc-server") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpc-server: error: --tools cwd_tools_h: 'rpc.mine': names beginning with 'rpc.' are")
+    assert err.count("\n") == 1
+
+
+def test_an_error_found_after_parsing_is_one_line_without_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """--no-builtins with no --tools: the error alone, not under 20 lines of usage."""
+    assert cli.main(["--no-builtins"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == "rpc-server: error: no tools to serve: --no-builtins needs --tools\n"
+
+
+def test_a_port_in_use_is_said_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """Another socket holds the port: exit 1, 'already in use' and what to do, no Python tuple."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["--port", str(port), "--no-metrics"], prog="rpc-server") == 1
+    assert capsys.readouterr().err == (
+        f"rpc-server: error: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(is another server running?); choose another with --port\n"
+    )
 
 
 async def test_the_console_script_serves_tools_from_the_current_directory(tmp_path: Path) -> None:
