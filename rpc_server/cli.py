@@ -732,6 +732,10 @@ def _listen_error(exc: OSError) -> str:
 # -- running ---------------------------------------------------------------------------
 
 
+def _connections(count: int) -> str:
+    return f"{count} connection{'' if count == 1 else 's'}"
+
+
 async def _serve(service: Service) -> int:
     """Serve until a signal; drain on the first, cut everything on a second. Returns the exit status."""
     server = service.server
@@ -756,8 +760,8 @@ async def _serve(service: Service) -> int:
         await service.close()
         raise
     log.info(
-        "stopping: answering the calls of %d connections for up to %g s (a second signal stops at once)",
-        len(server.connections),
+        "stopping: answering the calls of %s for up to %g s (a second signal stops at once)",
+        _connections(len(server.connections)),
         server.limits.drain_timeout_s,
     )
     draining = asyncio.create_task(service.drain())
@@ -769,7 +773,7 @@ async def _serve(service: Service) -> int:
         log.info("stopped")
         return 0
     draining.cancel()
-    log.warning("second signal: stopping at once; %d connections cut", len(server.connections))
+    log.warning("second signal: stopping at once; %s cut", _connections(len(server.connections)))
     server.abort()
     return 1
 

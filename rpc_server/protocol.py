@@ -128,7 +128,7 @@ def _finite(text: str) -> float:
 
 def _integer(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} read")
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} digits read")
     return int(text)
 
 

@@ -140,7 +140,7 @@ def _judge(case: Case, frames: list[str], peer: Peer) -> None:
         return
     if isinstance(expect, Answers):
         values = [parse(peer.receive()) for _ in frames]
-        problem = difference(list(expect.values), values, "the answers")
+        problem = difference(list(expect.values), values, "the set of answers")
         if problem is not None:
             details = [
                 *(f"  expected:  {show(v)}" for v in expect.values),

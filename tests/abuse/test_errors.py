@@ -106,7 +106,7 @@ def test_deeper_than_the_parser_reads_is_a_parse_error_naming_the_depth() -> Non
     [
         (
             '{"jsonrpc":"2.0","method":"add","params":[1' + "0" * 100000 + ',1],"id":1}',
-            "an integer of 100001 digits is longer than the 4300 read",
+            "an integer of 100001 digits is longer than the 4300 digits read",
         ),
         ('{"jsonrpc":"2.0","method":"add","params":[1e400,1],"id":1}', "the number 1e400 is too large"),
         ('{"jsonrpc":"2.0","method":"add","params":[-1e99999,1],"id":1}', "the number -1e99999 is too large"),
