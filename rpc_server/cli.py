@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import functools
 import gc
 import importlib
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 
 from . import logs
 from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
-from .config import Limits
+from .config import MIN_MESSAGE_BYTES, MIN_RESPONSE_BYTES, Limits
 from .errors import ConfigError, RpcServerError, ToolDefinitionError
 from .registry import Registry, Tool
 from .server import RpcServer, is_loopback
@@ -74,8 +75,34 @@ def _prog() -> str:
     return "python -m rpc_server" if name in ("", "__main__.py", "-m", "-c") else name
 
 
+class _FromEnv(str):
+    """A flag's value taken from its environment variable, which an error about it names (see build_parser)."""
+
+    env: str
+
+
 def _env(name: str, default: Any) -> Any:
-    return os.environ.get(name, default)
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    text = _FromEnv(value)
+    text.env = name
+    return text
+
+
+def _naming_env(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, whose error about a value from the environment names the variable: the flag was not typed."""
+
+    @functools.wraps(parse)
+    def parse_named(text: str) -> Any:
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as exc:
+            if not isinstance(text, _FromEnv):
+                raise
+            raise argparse.ArgumentTypeError(f"{exc} (set by {text.env} in the environment)") from None
+
+    return parse_named
 
 
 def _flag_env(name: str) -> bool:
@@ -120,6 +147,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _bytes_from(minimum: int) -> Callable[[str], int]:
+    """A size in bytes of at least ``minimum``: below it, the limit would refuse everything."""
+
+    def size(text: str) -> int:
+        value = _integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes, not {value}")
+        return value
+
+    return size
 
 
 def _seconds(text: str) -> float:
@@ -217,6 +256,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-in-flight",
         type=_positive,
+        metavar="CALLS",
         default=_env("RPC_MAX_IN_FLIGHT", str(_DEFAULTS.max_in_flight)),
         help="per connection, calls running (each batch member counts) before the server stops reading "
         "it (backpressure); a larger batch waits until the connection is idle (env RPC_MAX_IN_FLIGHT; "
@@ -233,12 +273,13 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-batch",
         type=_positive,
+        metavar="REQUESTS",
         default=_env("RPC_MAX_BATCH", str(_DEFAULTS.max_batch)),
         help="longest batch accepted; longer is one -32600 error (env RPC_MAX_BATCH; default %(default)s)",
     )
     add(
         "--max-message-size",
-        type=_positive,
+        type=_bytes_from(MIN_MESSAGE_BYTES),
         metavar="BYTES",
         default=_env("RPC_MAX_MESSAGE_SIZE", str(_DEFAULTS.max_message_bytes)),
         help="largest incoming message in bytes, frame headers of a fragmented one included; larger "
@@ -246,7 +287,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--max-response-size",
-        type=_positive,
+        type=_bytes_from(MIN_RESPONSE_BYTES),
         metavar="BYTES",
         default=_env("RPC_MAX_RESPONSE_SIZE", str(_DEFAULTS.max_response_bytes)),
         help="largest answer to one message (a batch's whole array) in bytes; larger is error -32003 "
@@ -271,6 +312,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-connections",
         type=_or_none(_positive),
+        metavar="CONNECTIONS",
         default=_env("RPC_MAX_CONNECTIONS", ""),
         help="connections open at once; past it upgrades get HTTP 503 with Retry-After (env "
         "RPC_MAX_CONNECTIONS; default: the open-files limit, raised to its hard limit at start-up, less 100)",
@@ -278,6 +320,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-subscriptions",
         type=_positive,
+        metavar="SUBSCRIPTIONS",
         default=_env("RPC_MAX_SUBSCRIPTIONS", str(_DEFAULTS.max_subscriptions)),
         help="subscriptions one connection may hold at once; past it rpc.subscribe answers -32001 "
         "(env RPC_MAX_SUBSCRIPTIONS; default %(default)s)",
@@ -285,6 +328,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-subscriptions-total",
         type=_positive,
+        metavar="SUBSCRIPTIONS",
         default=_env("RPC_MAX_SUBSCRIPTIONS_TOTAL", str(_DEFAULTS.max_subscriptions_total)),
         help="subscriptions all connections together may hold; past it rpc.subscribe answers -32001 "
         "(env RPC_MAX_SUBSCRIPTIONS_TOTAL; default %(default)s)",
@@ -363,10 +407,16 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--jwt-audience",
+        metavar="AUD",
         default=_env("RPC_JWT_AUDIENCE", None),
         help="a JWT's aud must name this (env RPC_JWT_AUDIENCE)",
     )
-    add("--jwt-issuer", default=_env("RPC_JWT_ISSUER", None), help="a JWT's iss must be this (env RPC_JWT_ISSUER)")
+    add(
+        "--jwt-issuer",
+        metavar="ISS",
+        default=_env("RPC_JWT_ISSUER", None),
+        help="a JWT's iss must be this (env RPC_JWT_ISSUER)",
+    )
     add(
         "--jwt-leeway",
         type=_seconds_or_zero,
@@ -451,6 +501,7 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
         "--log-format",
         type=_log_format,
         default=_env("RPC_LOG_FORMAT", "text"),
+        choices=logs.FORMATS,
         help="text, or json: one object per line with time, level, logger, message and context "
         "(env RPC_LOG_FORMAT; default %(default)s)",
     )
@@ -509,6 +560,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging, _add_operations):
         add_group(parser)
+    for action in parser._actions:
+        if action.type is not None:
+            action.type = _naming_env(action.type)  # type: ignore[arg-type]
     return parser
 
 

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.http11 import Request
 
-from rpc_server import Dispatcher, Limits, builtin_tools, cli, codes
+from rpc_server import ConfigError, Dispatcher, Limits, builtin_tools, cli, codes
 from rpc_server.handshake import Admission
 from rpc_server.ratelimit import RateLimiter, TokenBucket
 from rpc_server.session import Session
@@ -217,6 +217,36 @@ def test_each_new_limit_is_set_by_its_flag_and_by_its_environment_variable(
     assert getattr(cli.limits_from(cli.build_parser().parse_args([flag, text])), field) == value
     monkeypatch.setenv(env, text)
     assert getattr(cli.limits_from(cli.build_parser().parse_args([])), field) == value
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--max-message-size", "10"], "argument --max-message-size: must be at least 64 bytes, not 10"),
+        (["--max-response-size", "100"], "argument --max-response-size: must be at least 1024 bytes, not 100"),
+    ],
+)
+def test_a_size_below_what_any_message_needs_is_a_usage_error(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No request fits in 10 bytes, no error answer in 100: refused with status 2, naming the flag."""
+    assert cli.main(argv, prog="rpc-server") == 2
+    assert f"rpc-server: error: {said}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("limits", "said"),
+    [
+        ({"max_message_bytes": 10}, "max_message_bytes must be at least 64"),
+        ({"max_batch": 0}, "max_batch must be more than 0, not 0"),
+        ({"max_batch": "10"}, "max_batch must be a number, not '10'"),
+        ({"call_timeout_s": float("nan")}, "call_timeout_s must be more than 0, not nan"),
+    ],
+)
+def test_limits_out_of_range_raise_the_package_s_config_error(limits: dict[str, Any], said: str) -> None:
+    """Limits(...) refuses a limit with ConfigError (a ValueError too), a string included, never a bare TypeError."""
+    with pytest.raises(ConfigError, match=said):
+        Limits(**limits)
 
 
 @pytest.mark.parametrize("flag", ["--call-timeout", "--rate-limit", "--drain-timeout"])

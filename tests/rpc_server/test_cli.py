@@ -189,6 +189,32 @@ def test_a_bad_flag_exits_with_status_2_and_says_why(argv: list[str], capsys: py
     assert "invalid _" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("env", "value", "said"),
+    [
+        ("RPC_PORT", "abc", "argument --port: must be a whole number, not 'abc'"),
+        ("RPC_MAX_BATCH", "0", "argument --max-batch: must be at least 1, not 0"),
+        ("RPC_LOG_FORMAT", "xml", "argument --log-format: must be one of text, json, not 'xml'"),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: str, value: str, said: str
+) -> None:
+    """No flag was typed: the error says which environment variable holds the bad value."""
+    monkeypatch.setenv(env, value)
+    assert cli.main([], prog="rpc-server") == 2
+    assert f"rpc-server: error: {said} (set by {env} in the environment)\n" in capsys.readouterr().err
+    assert cli.main([f"--{env.removeprefix('RPC_').lower().replace('_', '-')}", value], prog="rpc-server") == 2
+    assert "in the environment" not in capsys.readouterr().err  # typed on the command line: the flag is named
+
+
+def test_every_value_in_the_usage_is_named_by_its_unit_or_its_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    """No flag shows its own name in capitals as its value (MAX_IN_FLIGHT); --log-format lists its choices."""
+    usage = cli.build_parser(prog="rpc-server").format_usage()
+    assert not re.findall(r"--[\w-]+ [A-Z]+_[A-Z_]+", usage), usage
+    assert "[--log-format {text,json}]" in usage and "[--max-in-flight CALLS]" in usage
+
+
 def test_a_number_that_is_not_one_is_named_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
     """--port http says the port must be a whole number, quoting what was given."""
     assert cli.main(["--port", "http"], prog="rpc-server") == 2
@@ -214,7 +240,9 @@ def test_tools_that_cannot_be_loaded_exit_with_status_2(capsys: pytest.CaptureFi
     assert cli.main(["--tools", "no_such_module_for_rpc_tests"]) == 2
     assert "cannot import" in capsys.readouterr().err
     assert cli.main(["--tools", "json:dumps"]) == 2
-    assert "expected a Registry" in capsys.readouterr().err
+    assert "--tools json:dumps: json.dumps is a function; expected a Registry" in capsys.readouterr().err
+    assert cli.main(["--tools", "json:__doc__"]) == 2
+    assert "json.__doc__ is a str;" in capsys.readouterr().err
 
 
 def test_no_builtins_without_tools_is_a_usage_error() -> None:
