@@ -41,6 +41,7 @@ __all__ = [
     "limits_from",
     "load_tools",
     "main",
+    "positive_integer",
     "server_from",
     "service_from",
     "ssl_from",
@@ -147,6 +148,10 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+# An argparse type for other command lines of the project (the benchmarks'), so that one check serves all.
+positive_integer = _positive
 
 
 def _bytes_from(minimum: int) -> Callable[[str], int]:
