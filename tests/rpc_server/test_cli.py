@@ -309,13 +309,16 @@ def test_an_empty_jsonrpcserver_global_registry_is_explained(
     assert "name the module that defines them" in capsys.readouterr().err
 
 
+def registry_module(directory: Path, module: str, line: str) -> None:
+    """Write ``module.py``: a ``registry`` and one line that adds to it."""
+    (directory / f"{module}.py").write_text(f"from rpc_server import Registry\nregistry = Registry()\n{line}\n")
+
+
 def test_a_tool_named_like_a_built_in_says_so_and_what_to_do(
     tools_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--tools defining its own 'add': one line naming the built-in clash and the way out; --no-builtins serves it."""
-    (tools_dir / "cwd_tools_e.py").write_text(
-        "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda a, b: a - b, name='add')\n"
-    )
+    registry_module(tools_dir, "cwd_tools_e", "registry.add(lambda a, b: a - b, name='add')")
     assert cli.main(["--tools", "cwd_tools_e"], prog="rpc-server") == 2
     assert capsys.readouterr().err == (
         "rpc-server: error: --tools cwd_tools_e: 'add' is also the name of a built-in tool: rename yours, "
@@ -329,9 +332,7 @@ def test_a_tool_named_like_a_built_in_says_so_and_what_to_do(
 def test_two_tools_modules_that_clash_are_named(tools_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The same name from two --tools modules: the second is refused, saying an earlier --tools serves it."""
     for module in ("cwd_tools_f", "cwd_tools_g"):
-        (tools_dir / f"{module}.py").write_text(
-            "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda: 1, name='same')\n"
-        )
+        registry_module(tools_dir, module, "registry.add(lambda: 1, name='same')")
     assert cli.main(["--tools", "cwd_tools_f", "--tools", "cwd_tools_g"], prog="rpc-server") == 2
     assert capsys.readouterr().err == (
         "rpc-server: error: --tools cwd_tools_g: 'same' is also served by an earlier --tools: rename one\n"
@@ -342,9 +343,7 @@ def test_a_tool_refused_while_its_module_is_imported_is_named_with_its_tools_fla
     tools_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A module that registers 'rpc.mine' fails its import: the error says which --tools, in one line."""
-    (tools_dir / "cwd_tools_h.py").write_text(
-        "from rpc_server import Registry\nregistry = Registry()\nregistry.add(lambda: 1, name='rpc.mine')\n"
-    )
+    registry_module(tools_dir, "cwd_tools_h", "registry.add(lambda: 1, name='rpc.mine')")
     assert cli.main(["--tools", "cwd_tools_h"], prog="rpc-server") == 2
     err = capsys.readouterr().err
     assert err.startswith("rpc-server: error: --tools cwd_tools_h: 'rpc.mine': names beginning with 'rpc.' are")
