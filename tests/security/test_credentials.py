@@ -342,8 +342,13 @@ def check_refusal(response: Response, reason: str, error: str | None = "invalid_
             "token not yet valid",
             "invalid_token",
         ),
-        ({"Authorization": "Bearer " + good_token(aud="other")}, "wrong audience", "invalid_token"),
-        ({"Authorization": "Bearer " + good_token(iss="https://x.example")}, "wrong issuer", "invalid_token"),
+        # Minted at collection: a day's lifetime, so that a slow run cannot find them expired first.
+        ({"Authorization": "Bearer " + good_token(aud="other", lifetime=86400)}, "wrong audience", "invalid_token"),
+        (
+            {"Authorization": "Bearer " + good_token(iss="https://x.example", lifetime=86400)},
+            "wrong issuer",
+            "invalid_token",
+        ),
         ({"Authorization": "Bearer " + good_token(key=b"w" * 32)}, "bad signature", "invalid_token"),
         ({"Authorization": "Bearer " + good_token(key=None, algorithm="none")}, "algorithm 'none'", "invalid_token"),
     ],
