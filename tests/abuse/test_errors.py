@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from rpc_server import Dispatcher, builtin_tools, codes, protocol
 from rpc_server.session import Session
 
+from ..rpc_server.corpus import deep_tools
 from .harness import WAIT, call, request
 
 # Python internals, and the standard library's way of saying where: none belongs in an answer.
@@ -41,24 +42,6 @@ async def test_values_as_deep_as_the_parser_reads_are_echoed_back_with_nothing_l
         expected = ",".join(f'{{"jsonrpc":"2.0","result":{"[" * d + "]" * d},"id":{d}}}' for d in depths)
         assert answer == "[" + expected + "]"
         assert (await call(ws, "multiply", [6, 7]))["result"] == 42
-
-
-def deep_tools() -> Any:
-    registry = builtin_tools()
-
-    @registry.tool
-    def deep(n: int) -> list[Any]:
-        value: list[Any] = []
-        for _ in range(n - 1):
-            value = [value]
-        return value
-
-    @registry.tool
-    async def deep_parts(n: int):  # type: ignore[no-untyped-def]
-        yield 1
-        yield deep(n)
-
-    return registry
 
 
 TOO_DEEP = {

@@ -14,6 +14,8 @@ import pytest
 from rpc_server import Dispatcher, Registry, Session, builtin_tools
 from rpc_server.mcp import LATEST, VERSIONS, McpSession
 
+from .corpus import deep_tools
+
 
 class Peer:
     """An MCP session over the built-in tools, and what it pushed."""
@@ -251,16 +253,7 @@ async def test_a_result_nested_deeper_than_an_answer_may_be_is_32603_and_no_trac
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """deep(1000) is written (orjson reads it back); deeper results are -32603 naming the depth, logged in one line."""
-    registry = builtin_tools()
-
-    @registry.tool
-    def deep(n: int) -> list[Any]:
-        value: list[Any] = []
-        for _ in range(n - 1):
-            value = [value]
-        return value
-
-    peer = Peer(registry)
+    peer = Peer(deep_tools())
     await peer.initialize()
 
     async def call(n: int) -> Any:

@@ -10,6 +10,8 @@ import pytest
 from rpc_server import codes, protocol
 from rpc_server.errors import NODATA
 
+from .corpus import nested
+
 VALID = {"jsonrpc": "2.0", "method": "m"}
 
 
@@ -94,13 +96,6 @@ def test_a_batch_joins_encoded_responses_into_one_array() -> None:
     """encode_batch gives a JSON array of the responses in the given order."""
     parts = [protocol.encode(protocol.success(i, i)) for i in range(3)]
     assert json.loads(protocol.encode_batch(parts)) == [protocol.success(i, i) for i in range(3)]
-
-
-def nested(depth: int) -> Any:
-    value: Any = []
-    for _ in range(depth - 1):
-        value = [value]
-    return value
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["alone", "in-a-batch"])
