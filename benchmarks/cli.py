@@ -21,6 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from rpc_server.cli import positive_integer
+
 __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,13 +72,6 @@ def _names(allowed: Sequence[str]) -> Any:
     return parse
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -88,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quick", action="store_true", help="run each scenario tiny, in seconds (what CI runs)")
     add(
         "--rounds",
-        type=_positive,
+        type=positive_integer,
         help="interleaved rounds per scenario, and cycles of the scale scenario "
         "(default 5 rounds and 6 cycles; 2 and 2 with --quick)",
     )

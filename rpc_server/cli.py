@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import functools
 import gc
 import importlib
 import logging
@@ -23,9 +25,9 @@ from typing import Any
 
 from . import logs
 from .auth import DEFAULT_LEEWAY_S, DEFAULT_MAX_AGE_S, Auth
-from .config import Limits
-from .errors import ConfigError, RpcServerError, UnguardedAddressError
-from .registry import Registry
+from .config import MIN_MESSAGE_BYTES, MIN_RESPONSE_BYTES, Limits
+from .errors import ConfigError, RpcServerError, ToolDefinitionError, UnguardedAddressError
+from .registry import Registry, Tool
 from .server import RpcServer
 from .service import Service
 from .supervisor import METRICS_DIR_ENV, WORKER_ENV, Supervisor, cpu_count
@@ -35,9 +37,11 @@ from .tools import builtin_tools
 __all__ = [
     "auth_from",
     "build_parser",
+    "include_tools",
     "limits_from",
     "load_tools",
     "main",
+    "positive_integer",
     "server_from",
     "service_from",
     "ssl_from",
@@ -72,8 +76,34 @@ def _prog() -> str:
     return "python -m rpc_server" if name in ("", "__main__.py", "-m", "-c") else name
 
 
+class _FromEnv(str):
+    """A flag's value taken from its environment variable, which an error about it names (see build_parser)."""
+
+    env: str
+
+
 def _env(name: str, default: Any) -> Any:
-    return os.environ.get(name, default)
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    text = _FromEnv(value)
+    text.env = name
+    return text
+
+
+def _naming_env(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, whose error about a value from the environment names the variable: the flag was not typed."""
+
+    @functools.wraps(parse)
+    def parse_named(text: str) -> Any:
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as exc:
+            if not isinstance(text, _FromEnv):
+                raise
+            raise argparse.ArgumentTypeError(f"{exc} (set by {text.env} in the environment)") from None
+
+    return parse_named
 
 
 def _flag_env(name: str) -> bool:
@@ -118,6 +148,22 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+# An argparse type for other command lines of the project (the benchmarks'), so that one check serves all.
+positive_integer = _positive
+
+
+def _bytes_from(minimum: int) -> Callable[[str], int]:
+    """A size in bytes of at least ``minimum``: below it, the limit would refuse everything."""
+
+    def size(text: str) -> int:
+        value = _integer(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes, not {value}")
+        return value
+
+    return size
 
 
 def _seconds(text: str) -> float:
@@ -215,6 +261,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-in-flight",
         type=_positive,
+        metavar="CALLS",
         default=_env("RPC_MAX_IN_FLIGHT", str(_DEFAULTS.max_in_flight)),
         help="per connection, calls running (each batch member counts) before the server stops reading "
         "it (backpressure); a larger batch waits until the connection is idle (env RPC_MAX_IN_FLIGHT; "
@@ -231,12 +278,13 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-batch",
         type=_positive,
+        metavar="REQUESTS",
         default=_env("RPC_MAX_BATCH", str(_DEFAULTS.max_batch)),
         help="longest batch accepted; longer is one -32600 error (env RPC_MAX_BATCH; default %(default)s)",
     )
     add(
         "--max-message-size",
-        type=_positive,
+        type=_bytes_from(MIN_MESSAGE_BYTES),
         metavar="BYTES",
         default=_env("RPC_MAX_MESSAGE_SIZE", str(_DEFAULTS.max_message_bytes)),
         help="largest incoming message in bytes, frame headers of a fragmented one included; larger "
@@ -244,7 +292,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--max-response-size",
-        type=_positive,
+        type=_bytes_from(MIN_RESPONSE_BYTES),
         metavar="BYTES",
         default=_env("RPC_MAX_RESPONSE_SIZE", str(_DEFAULTS.max_response_bytes)),
         help="largest answer to one message (a batch's whole array) in bytes; larger is error -32003 "
@@ -269,6 +317,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-connections",
         type=_or_none(_positive),
+        metavar="CONNECTIONS",
         default=_env("RPC_MAX_CONNECTIONS", ""),
         help="connections open at once; past it upgrades get HTTP 503 with Retry-After (env "
         "RPC_MAX_CONNECTIONS; default: the open-files limit, raised to its hard limit at start-up, less 100)",
@@ -276,6 +325,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-subscriptions",
         type=_positive,
+        metavar="SUBSCRIPTIONS",
         default=_env("RPC_MAX_SUBSCRIPTIONS", str(_DEFAULTS.max_subscriptions)),
         help="subscriptions one connection may hold at once; past it rpc.subscribe answers -32001 "
         "(env RPC_MAX_SUBSCRIPTIONS; default %(default)s)",
@@ -283,6 +333,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     add(
         "--max-subscriptions-total",
         type=_positive,
+        metavar="SUBSCRIPTIONS",
         default=_env("RPC_MAX_SUBSCRIPTIONS_TOTAL", str(_DEFAULTS.max_subscriptions_total)),
         help="subscriptions all connections together may hold; past it rpc.subscribe answers -32001 "
         "(env RPC_MAX_SUBSCRIPTIONS_TOTAL; default %(default)s)",
@@ -361,10 +412,16 @@ def _add_security(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--jwt-audience",
+        metavar="AUD",
         default=_env("RPC_JWT_AUDIENCE", None),
         help="a JWT's aud must name this (env RPC_JWT_AUDIENCE)",
     )
-    add("--jwt-issuer", default=_env("RPC_JWT_ISSUER", None), help="a JWT's iss must be this (env RPC_JWT_ISSUER)")
+    add(
+        "--jwt-issuer",
+        metavar="ISS",
+        default=_env("RPC_JWT_ISSUER", None),
+        help="a JWT's iss must be this (env RPC_JWT_ISSUER)",
+    )
     add(
         "--jwt-leeway",
         type=_seconds_or_zero,
@@ -450,6 +507,7 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
         "--log-format",
         type=_log_format,
         default=_env("RPC_LOG_FORMAT", "text"),
+        choices=logs.FORMATS,
         help="text, or json: one object per line with time, level, logger, message and context "
         "(env RPC_LOG_FORMAT; default %(default)s)",
     )
@@ -517,6 +575,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging, _add_operations):
         add_group(parser)
+    for action in parser._actions:
+        if action.type is not None:
+            action.type = _naming_env(action.type)  # type: ignore[arg-type]
     return parser
 
 
@@ -636,6 +697,8 @@ def _import(spec: str, module_name: str) -> ModuleType:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise RpcServerError(f"--tools {spec}: cannot import {module_name!r}: {exc}") from exc
+    except ToolDefinitionError as exc:  # a tool the module defines at import, refused
+        raise RpcServerError(f"--tools {spec}: {exc}") from exc
 
 
 def _checked_tools(spec: str, tools: Any, what: str) -> Tools:
@@ -646,8 +709,10 @@ def _checked_tools(spec: str, tools: Any, what: str) -> Tools:
         if not_callable:
             raise RpcServerError(f"--tools {spec}: {what} maps {not_callable[0]!r} to something that is not callable")
         return tools
+    kind = type(tools).__name__
     raise RpcServerError(
-        f"--tools {spec}: {what} is {type(tools).__name__}; expected a Registry or a dict of functions"
+        f"--tools {spec}: {what} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}; "
+        "expected a Registry or a dict of functions"
     )
 
 
@@ -701,7 +766,48 @@ def load_tools(spec: str) -> Tools:
     )
 
 
+def include_tools(registry: Registry, spec: str, builtins: bool) -> None:
+    """Serve the tools of ``--tools SPEC`` from ``registry`` too (``builtins``: it holds the built-in tools).
+
+    Raises:
+        RpcServerError: they cannot be loaded, or a name clashes; the message says what to do.
+    """
+    tools = load_tools(spec)
+    try:
+        registry.include(tools)
+    except ToolDefinitionError as exc:
+        clash = next((name for name, item in tools.items() if _clashes(registry, name, item)), None)
+        if clash is None:  # a reserved name
+            raise RpcServerError(f"--tools {spec}: {exc}") from exc
+        if builtins and clash in builtin_tools():
+            raise RpcServerError(
+                f"--tools {spec}: {clash!r} is also the name of a built-in tool: rename yours, "
+                "or serve only yours with --no-builtins"
+            ) from exc
+        raise RpcServerError(f"--tools {spec}: {clash!r} is also served by an earlier --tools: rename one") from exc
+
+
+def _clashes(served: Registry, name: str, item: Any) -> bool:
+    held = served.get(name)
+    return held is not None and held.fn is not (item.fn if isinstance(item, Tool) else item)
+
+
+def _listen_error(exc: OSError) -> str:
+    """Why the port cannot be had, in words (asyncio's own message quotes a Python tuple)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (is another server running?); choose another with --port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "no network interface of this machine has that address; check --host"
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 # -- running ---------------------------------------------------------------------------
+
+
+def _connections(count: int) -> str:
+    return f"{count} connection{'' if count == 1 else 's'}"
 
 
 async def _serve(service: Service) -> int:
@@ -728,8 +834,8 @@ async def _serve(service: Service) -> int:
         await service.close()
         raise
     log.info(
-        "stopping: answering the calls of %d connections for up to %g s (a second signal stops at once)",
-        len(server.connections),
+        "stopping: answering the calls of %s for up to %g s (a second signal stops at once)",
+        _connections(len(server.connections)),
         server.limits.drain_timeout_s,
     )
     draining = asyncio.create_task(service.drain())
@@ -741,7 +847,7 @@ async def _serve(service: Service) -> int:
         log.info("stopped")
         return 0
     draining.cancel()
-    log.warning("second signal: stopping at once; %d connections cut", len(server.connections))
+    log.warning("second signal: stopping at once; %s cut", _connections(len(server.connections)))
     server.abort()
     return 1
 
@@ -757,7 +863,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     try:
         registry = Registry() if args.no_builtins else builtin_tools()
         for spec in args.tools:
-            registry.include(load_tools(spec))
+            include_tools(registry, spec, builtins=not args.no_builtins)
         if not registry:
             raise RpcServerError("no tools to serve: --no-builtins needs --tools")
         server = server_from(args, registry)  # with workers too: the flags are checked once, here
@@ -766,8 +872,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         else:
             service = service_from(args, server)
     except (RpcServerError, ValueError) as exc:
-        if not isinstance(exc, ConfigError):  # a setting that cannot work is no usage error: one line says it
-            parser.print_usage(sys.stderr)
+        # One line: the usage block above it would bury it, and says nothing of --tools or of settings.
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
@@ -775,5 +880,5 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             return asyncio.run(supervisor.run())
         return asyncio.run(_serve(service))
     except OSError as exc:
-        print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {_listen_error(exc)}", file=sys.stderr)
         return 1

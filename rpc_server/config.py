@@ -19,8 +19,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MIN_RESPONSE_BYTES", "Limits"]
+from .errors import ConfigError
 
+__all__ = ["MIN_MESSAGE_BYTES", "MIN_RESPONSE_BYTES", "Limits"]
+
+# A short request and its frame header: below it, no call could be read at all.
+MIN_MESSAGE_BYTES = 64
 MIN_RESPONSE_BYTES = 1024
 
 
@@ -73,7 +77,7 @@ class Limits:
         close_timeout_s: seconds a peer has to complete the closing handshake.
 
     Raises:
-        ValueError: a limit out of range.
+        ConfigError: a limit that is not a number, or out of range (also a ValueError).
     """
 
     max_in_flight: int = 128
@@ -99,11 +103,22 @@ class Limits:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None and not value > 0:  # "not >": NaN is out of range too
-                raise ValueError(f"{field.name} must be more than 0, not {value!r}")
+            if value is None:
+                continue
+            if type(value) not in (int, float):  # bool is an int, and no limit
+                raise ConfigError(f"{field.name} must be a number, not {value!r}")
+            if not value > 0:  # "not >": NaN is out of range too
+                raise ConfigError(f"{field.name} must be more than 0, not {value!r}")
+        if self.max_message_bytes < MIN_MESSAGE_BYTES:
+            raise ConfigError(
+                f"max_message_bytes must be at least {MIN_MESSAGE_BYTES} (a short request with its frame header), "
+                f"not {self.max_message_bytes}"
+            )
         if self.max_response_bytes < MIN_RESPONSE_BYTES:
             # Room for any error answer, so that refusing an answer never needs refusing.
-            raise ValueError(f"max_response_bytes must be at least {MIN_RESPONSE_BYTES}, not {self.max_response_bytes}")
+            raise ConfigError(
+                f"max_response_bytes must be at least {MIN_RESPONSE_BYTES}, not {self.max_response_bytes}"
+            )
 
     @property
     def burst_calls(self) -> int:
@@ -117,7 +132,7 @@ class Limits:
 
         Raises:
             TypeError: a name that is not a limit.
-            ValueError: a limit out of range.
+            ConfigError: a limit out of range.
         """
         return dataclasses.replace(self, **changes)
 

@@ -112,6 +112,12 @@ def _log_failure(tool: Tool, id: Any) -> None:
     )
 
 
+def _too_deep(id: Any, exc: protocol.TooDeep) -> dict[str, Any]:
+    """-32603 for a result nested deeper than any reader here takes (the server's own parser included)."""
+    logger.warning("the answer to request id %r is not written: %s", id, exc)
+    return protocol.error(codes.INTERNAL_ERROR, str(exc), id)
+
+
 def _from_error(exc: JsonRpcError, id: Any) -> dict[str, Any]:
     return protocol.error(exc.code, exc.data, id, exc.message)
 
@@ -166,7 +172,7 @@ async def _gather(parts: AsyncIterator[Any], session: Session, id: Any, stream: 
             try:
                 chunk = _dumps(part)
             except TypeError:  # big integers, deep nesting; what JSON cannot carry raises again
-                chunk = protocol.encode(part)
+                chunk = protocol.encode_part(part)
             budget.bytes -= len(chunk) + 1
             budget.parts -= 1
             if budget.bytes < 0 or budget.parts < 0:
@@ -312,7 +318,8 @@ class Dispatcher:
         id = obj.get("id", _NOID)
         method = obj["method"]
         bucket = session.bucket
-        if bucket is not None and not bucket.take() and method != _CANCEL:
+        # rpc.cancel is tested first: it must not spend a token either (docs/limits.md).
+        if bucket is not None and method != _CANCEL and not bucket.take():
             if id is _NOID:
                 return None  # a notification over the rate is not run, and nothing is said
             return protocol.error(codes.RATE_LIMITED, {"retry_after": bucket.retry_after()}, id)
@@ -398,6 +405,8 @@ class Dispatcher:
             if budget is not None:
                 raise  # a batch member: the batch answers for all its members
             return None if id is _NOID else self._too_large_error(id, self._gathered_too_much(exc))
+        except protocol.TooDeep as exc:  # a generator's part
+            return None if id is _NOID else _too_deep(id, exc)
         except asyncio.CancelledError:
             if key not in session.cancelling or task is None:
                 raise  # the connection is closing: nothing to answer
@@ -449,6 +458,8 @@ class Dispatcher:
         """One Response object written, within the answer's size limit."""
         try:
             reply = protocol.encode(response)
+        except protocol.TooDeep as exc:
+            return protocol.encode(_too_deep(response.get("id"), exc))
         except _UNWRITABLE:
             id = response.get("id")
             logger.exception("the result for request id %r cannot be written as JSON", id)
@@ -587,6 +598,8 @@ class Dispatcher:
         if "result" in response:
             try:
                 reply = protocol.encode({"result": response["result"], **echo})
+            except protocol.TooDeep as exc:
+                response = _too_deep(None, exc)
             except _UNWRITABLE:
                 logger.exception("the result of a {func, args} call cannot be written as JSON")
                 response = protocol.error(codes.INTERNAL_ERROR)
@@ -595,9 +608,19 @@ class Dispatcher:
                     return reply
                 response = self._too_large_error(None, self._sized(len(reply)))
         err = response["error"]
-        data = err.get("data", NODATA)
-        text = err["message"] if data is NODATA else f"{err['message']}: {data}"
-        return protocol.encode({"error": text, **echo})
+        return protocol.encode({"error": _sentence(err["message"], err.get("data", NODATA)), **echo})
+
+
+def _sentence(message: str, data: Any) -> str:
+    """An error as the seed's one string: its message, then its data, written as JSON unless it is text."""
+    if data is NODATA or data is None:
+        return message
+    if type(data) is str:
+        return f"{message}: {data}"
+    try:
+        return f"{message}: {protocol.encode_part(data).decode()}"  # a dict's str() would be Python's syntax
+    except _UNWRITABLE:
+        return message
 
 
 # The request path without timing, for Dispatcher._observed (the instance's _request replaced).

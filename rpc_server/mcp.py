@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -56,6 +57,8 @@ from .registry import RESERVED_PREFIX, Tool
 from .session import Send, Session
 
 __all__ = ["LATEST", "SUBPROTOCOL", "VERSIONS", "McpSession"]
+
+logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = "mcp"
 VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -101,8 +104,23 @@ def _as_2020_12(schema: Any) -> Any:
 
 
 def _json_text(value: Any) -> str:
+    """Raises: protocol.TooDeep: nested deeper than an answer may be."""
     # The standard library writes integers of any size, which arithmetic tools answer.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:  # deeper than Python's recursion allows, not than JSON may be
+        return protocol.encode_part(value).decode()
+
+
+def _encode(response: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """An answer written, or -32603 in its place for a result nested deeper than any reader here takes."""
+    try:
+        return protocol.encode(response)
+    except protocol.TooDeep as exc:
+        if isinstance(response, list):
+            return protocol.encode_batch([_encode(r) for r in response])
+        logger.warning("the answer to request id %r is not written: %s", response.get("id"), exc)
+        return protocol.encode(protocol.error(codes.INTERNAL_ERROR, str(exc), response.get("id")))
 
 
 def _error_text(error: dict[str, Any]) -> str:
@@ -155,12 +173,12 @@ class McpSession:
             return self._batch([self._message(item) for item in obj])
         outcome = self._message(obj)
         if outcome is None or isinstance(outcome, dict):
-            return None if outcome is None else protocol.encode(outcome)
+            return None if outcome is None else _encode(outcome)
         return self._later(outcome)
 
     async def _later(self, outcome: Awaitable[dict[str, Any] | None]) -> bytes | None:
         response = await outcome
-        return None if response is None else protocol.encode(response)
+        return None if response is None else _encode(response)
 
     def _batch(self, outcomes: list[_Outcome]) -> Reply:
         async def gather() -> bytes | None:
@@ -168,11 +186,11 @@ class McpSession:
             later = iter(await asyncio.gather(*(o for o in outcomes if o is not None and not isinstance(o, dict))))
             done = [o if o is None or isinstance(o, dict) else next(later) for o in outcomes]
             responses = [r for r in done if r is not None]
-            return protocol.encode(responses) if responses else None
+            return _encode(responses) if responses else None
 
         if all(o is None or isinstance(o, dict) for o in outcomes):
             responses = [o for o in outcomes if o is not None]
-            return protocol.encode(responses) if responses else None  # type: ignore[arg-type]
+            return _encode(responses) if responses else None  # type: ignore[arg-type]
         return gather()
 
     def _message(self, obj: Any) -> _Outcome:
@@ -342,7 +360,12 @@ class McpSession:
         value = response["result"]
         if call.parts is not None:
             value = call.parts  # the parts were pushed one by one; the result is all of them
-        result: dict[str, Any] = {"content": [{"type": "text", "text": _json_text(value)}]}
+        try:
+            text = _json_text(value)
+        except protocol.TooDeep as exc:
+            logger.warning("the answer to request id %r is not written: %s", call.id, exc)
+            return self._failed(call.id, protocol.error(codes.INTERNAL_ERROR, str(exc))["error"])
+        result: dict[str, Any] = {"content": [{"type": "text", "text": text}]}
         output = self._output_schema(d)
         if output is not None:
             result["structuredContent"] = value if d.result and d.result.get("type") == "object" else {"result": value}

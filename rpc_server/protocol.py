@@ -23,12 +23,15 @@ from . import codes
 __all__ = [
     "MAX_DEPTH",
     "NOID",
+    "PART_DEPTH",
     "DecodeError",
     "Encoded",
+    "TooDeep",
     "decode",
     "decode_error_text",
     "encode",
     "encode_batch",
+    "encode_part",
     "error",
     "request_error",
     "success",
@@ -47,8 +50,12 @@ _EXACT_FLOATS = 2.0**63
 
 
 # The deepest nesting read: orjson's own limit. Everything read can be written
-# back (see _write_deep), so no answer fails for its depth.
+# back (see _write_deep), and nothing deeper is written: an answer the server
+# itself could not read would break the client that gets it.
 MAX_DEPTH = 1024
+# A generator's part, gathered, sits in the result's array, in its Response
+# object and maybe in a batch's array: three levels less for it.
+PART_DEPTH = MAX_DEPTH - 3
 # Python refuses to turn longer digit strings into integers (CVE-2020-10735).
 MAX_INT_DIGITS = 4300
 
@@ -121,7 +128,7 @@ def _finite(text: str) -> float:
 
 def _integer(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} read")
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than the {MAX_INT_DIGITS} digits read")
     return int(text)
 
 
@@ -200,6 +207,13 @@ def error(code: int, data: Any = NODATA, id: Any = None, message: str | None = N
     return {"jsonrpc": "2.0", "error": body, "id": id}
 
 
+class TooDeep(ValueError):
+    """A message would be nested deeper than :data:`MAX_DEPTH`, which no JSON reader here takes back."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the answer would be nested more than {MAX_DEPTH} levels deep")
+
+
 class Encoded:
     """A value already written as JSON (a generator's parts, gathered as they came), embedded as it is.
 
@@ -229,22 +243,38 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _dumps_fallback(obj: Any) -> bytes:
+def _dumps_fallback(obj: Any, max_depth: int) -> bytes:
     # orjson refuses integers beyond 64 bits, which JSON allows and arithmetic
     # tools produce, and nesting deeper than 254 levels; the standard library
     # writes both, down to Python's recursion limit, and _write_deep the rest.
     try:
-        return json.dumps(
-            obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_json_default
-        ).encode()
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_json_default)
     except RecursionError:
-        return _write_deep(obj).encode()
+        return _write_deep(obj, max_depth).encode()
+    # The standard library's bound is the recursion limit (from Python 3.12, the C stack's), not ours.
+    # Fewer brackets than the limit cannot nest deeper (brackets in strings only add to the count).
+    if text.count("[") + text.count("{") > max_depth and _deeper_than(obj, max_depth):
+        raise TooDeep
+    return text.encode()
 
 
-def _write_deep(obj: Any) -> str:
+def _deeper_than(obj: Any, max_depth: int) -> bool:
+    """Whether ``obj`` holds containers nested more than ``max_depth`` levels; one loop, no recursion."""
+    stack = [(obj, 1)] if isinstance(obj, (dict, list, tuple)) else []
+    while stack:
+        value, depth = stack.pop()
+        members = value.values() if isinstance(value, dict) else value
+        if depth > max_depth:
+            return True
+        stack.extend((member, depth + 1) for member in members if isinstance(member, (dict, list, tuple)))
+    return False
+
+
+def _write_deep(obj: Any, max_depth: int = MAX_DEPTH) -> str:
     """JSON text for a value nested too deep for the recursive writers; one loop, no recursion.
 
     Raises:
+        TooDeep: the text would be nested more than ``max_depth`` levels.
         TypeError, ValueError: a value JSON cannot carry.
     """
     out: list[str] = []
@@ -253,13 +283,15 @@ def _write_deep(obj: Any) -> str:
     value, first = obj, True
     while True:
         kind = type(value)
-        if kind is dict:
-            out.append("{")
-            stack.append((iter(value.items()), "}"))
-            first = True
-        elif kind is list or kind is tuple:
-            out.append("[")
-            stack.append((iter(value), "]"))
+        if kind is dict or kind is list or kind is tuple:
+            if len(stack) == max_depth:
+                raise TooDeep
+            if kind is dict:
+                out.append("{")
+                stack.append((iter(value.items()), "}"))
+            else:
+                out.append("[")
+                stack.append((iter(value), "]"))
             first = True
         elif kind is Encoded:
             out.append(value.json.decode())
@@ -294,14 +326,30 @@ def encode(response: dict[str, Any] | list[dict[str, Any]]) -> bytes:
 
     orjson writes NaN and infinities as ``null``; the dispatcher refuses
     such results before they get here (see ``dispatch._non_finite``).
+    A message is nested at most :data:`MAX_DEPTH` levels deep, an object one
+    level less: it may yet be written into a batch's array (:func:`encode_batch`).
 
     Raises:
+        TooDeep: it would be nested deeper than that.
         TypeError, ValueError: a result that JSON cannot carry.
     """
     try:
         return orjson.dumps(response, default=_orjson_default)
     except TypeError:
-        return _dumps_fallback(response)
+        return _dumps_fallback(response, MAX_DEPTH if type(response) is list else MAX_DEPTH - 1)
+
+
+def encode_part(value: Any) -> bytes:
+    """A generator's part, to gather into a result's array: nested at most :data:`PART_DEPTH` levels.
+
+    Raises:
+        TooDeep: it is nested deeper than that.
+        TypeError, ValueError: a value that JSON cannot carry.
+    """
+    try:
+        return orjson.dumps(value, default=_orjson_default)
+    except TypeError:
+        return _dumps_fallback(value, PART_DEPTH)
 
 
 def encode_batch(responses: list[bytes]) -> bytes:

@@ -170,9 +170,18 @@ class Registry(Mapping[str, Tool]):
             raise ToolDefinitionError(f"{tool.name!r}: names beginning with 'rpc.' are reserved for the protocol")
         held = self._tools.get(tool.name)
         if held is not None and not replace and held.fn is not tool.fn:
-            raise ToolDefinitionError(f"a tool named {tool.name!r} is already registered")
+            raise ToolDefinitionError(
+                f"a tool named {tool.name!r} is already registered: rename one, or pass replace=True to replace it"
+            )
         for includer, includer_replaces in self._live_includers():
-            includer._check(tool, includer_replaces)
+            try:
+                includer._check(tool, includer_replaces)
+            except ToolDefinitionError:
+                # The clash is not here, where the tool is added: say where.
+                raise ToolDefinitionError(
+                    f"{tool.name!r} is already served by a registry that includes this one: rename it, "
+                    "or include this registry there with replace=True"
+                ) from None
 
     def _live_includers(self) -> list[tuple[Registry, bool]]:
         live = [(ref(), replace) for ref, replace in self._includers]

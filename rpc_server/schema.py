@@ -411,7 +411,10 @@ class _Explainer:
             if n < len(self.names):
                 return f"missing required parameter {self.names[n]!r}"
         if top and rule in ("maxItems", "additionalItems", "items") and isinstance(value, list):
-            return f"takes at most {len(self.names)} positional params, got {len(value)}"
+            most = len(self.names)
+            if most == 0:
+                return f"takes no positional params, got {len(value)}"
+            return f"takes at most {most} positional param{'' if most == 1 else 's'}, got {len(value)}"
         if rule in _BOUNDS:
             bound = _BOUNDS[rule]
             return f"{self.who(name)} must be {bound} {definition.get(rule)}, got {value!r}"

@@ -16,6 +16,7 @@ one nobody asked for, is seen too.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -51,15 +52,16 @@ class Peer:
     def send(self, text: str) -> None:
         self.ws.send(text)
 
-    def receive(self, waiting_for: str = "it") -> str | bytes:
-        """The next frame.
+    def receive(self, waiting_for: str = "it", deadline: float | None = None) -> str | bytes:
+        """The next frame, within the timeout (and before ``deadline``, a ``time.monotonic()`` time, if given).
 
         Raises:
-            Deviation: none came within the timeout, or the server closed the connection.
+            Deviation: none came in time, or the server closed the connection.
         """
         __tracebackhide__ = True
+        timeout = self.timeout if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return self.ws.recv(timeout=self.timeout)
+            return self.ws.recv(timeout=timeout)
         except TimeoutError:
             raise Deviation(f"no answer to {waiting_for} within {self.timeout:g} s") from None
         except ConnectionClosed as exc:
@@ -70,9 +72,11 @@ class Peer:
         __tracebackhide__ = True
         id = f"probe-{next(_probes)}"
         self.send(request(PROBE_METHOD, id=id))
+        # One bound for the whole wait: a server that keeps sending other frames must not keep the case running.
+        deadline = time.monotonic() + self.timeout
         before: list[Any] = []
         while True:
-            value = parse(self.receive(f"the kit's probe {request(PROBE_METHOD, id=id)}"))
+            value = parse(self.receive(f"the kit's probe {request(PROBE_METHOD, id=id)}", deadline))
             if isinstance(value, dict) and value.get("id") == id:
                 return before
             before.append(value)
@@ -140,7 +144,7 @@ def _judge(case: Case, frames: list[str], peer: Peer) -> None:
         return
     if isinstance(expect, Answers):
         values = [parse(peer.receive()) for _ in frames]
-        problem = difference(list(expect.values), values, "the answers")
+        problem = difference(list(expect.values), values, "the set of answers")
         if problem is not None:
             details = [
                 *(f"  expected:  {show(v)}" for v in expect.values),

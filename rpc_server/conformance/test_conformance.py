@@ -35,9 +35,10 @@ def peer(rpc_conformance: Settings) -> Iterator[Peer]:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_spec(case: Case, rpc_conformance: Settings, peer: Peer) -> None:
     """The server answers this case as the specification's section (the id's prefix) requires."""
-    __tracebackhide__ = True  # a deviation's message says it all
     for role in case.needs:
         reason = rpc_conformance.missing(role)
         if reason is not None:
-            pytest.skip(reason)
+            # Before __tracebackhide__: with this frame hidden, -rs would place the skip in pytest's own code.
+            pytest.skip(f"{case.id}: {reason}")
+    __tracebackhide__ = True  # a deviation's message says it all
     check(case, peer, rpc_conformance.names, rpc_conformance.slow_params)

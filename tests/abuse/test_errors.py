@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from rpc_server import Dispatcher, builtin_tools, codes, protocol
 from rpc_server.session import Session
 
+from ..rpc_server.corpus import deep_tools
 from .harness import WAIT, call, request
 
 # Python internals, and the standard library's way of saying where: none belongs in an answer.
@@ -43,6 +44,36 @@ async def test_values_as_deep_as_the_parser_reads_are_echoed_back_with_nothing_l
         assert (await call(ws, "multiply", [6, 7]))["result"] == 42
 
 
+TOO_DEEP = {
+    "code": codes.INTERNAL_ERROR,
+    "message": "Internal error",
+    "data": f"the answer would be nested more than {protocol.MAX_DEPTH} levels deep",
+}
+
+
+async def test_a_result_deeper_than_the_parser_reads_is_answered_32603_and_the_server_goes_on(
+    start_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """deep(1100) alone, in a batch, gathered from a generator and in the seed's shape: -32603 naming the depth."""
+    server = await start_server(deep_tools())
+    async with connect(server.url) as ws:
+        assert (await call(ws, "deep", [1100], 1))["error"] == TOO_DEEP
+        await ws.send("[" + request("deep", [1100], 2) + "," + request("multiply", [6, 7], 3) + "]")
+        async with asyncio.timeout(WAIT):
+            batch = orjson.loads(await ws.recv())
+        assert batch == [{"jsonrpc": "2.0", "error": TOO_DEEP, "id": 2}, {"jsonrpc": "2.0", "result": 42, "id": 3}]
+        assert (await call(ws, "deep_parts", [1100], 4))["error"] == TOO_DEEP
+        await ws.send(orjson.dumps({"func": "deep", "args": [1100]}).decode())
+        async with asyncio.timeout(WAIT):
+            assert orjson.loads(await ws.recv()) == {"error": f"Internal error: {TOO_DEEP['data']}"}
+        # As deep as can be read back: written, and the connection still serves.
+        answer = await call(ws, "deep", [protocol.MAX_DEPTH - 2], 5)
+        assert answer["id"] == 5 and "result" in answer
+        assert (await call(ws, "multiply", [6, 7], 6))["result"] == 42
+    warnings = [r.getMessage() for r in caplog.records if "nested more than" in r.getMessage()]
+    assert len(warnings) == 4 and "request id 1" in warnings[0], warnings
+
+
 def test_deeper_than_the_parser_reads_is_a_parse_error_naming_the_depth() -> None:
     """1,025 levels: -32700 "nested more than 1024 levels deep"."""
     reply = parsed(Dispatcher(builtin_tools()).dispatch("[" * 1025 + "]" * 1025))
@@ -58,7 +89,7 @@ def test_deeper_than_the_parser_reads_is_a_parse_error_naming_the_depth() -> Non
     [
         (
             '{"jsonrpc":"2.0","method":"add","params":[1' + "0" * 100000 + ',1],"id":1}',
-            "an integer of 100001 digits is longer than the 4300 read",
+            "an integer of 100001 digits is longer than the 4300 digits read",
         ),
         ('{"jsonrpc":"2.0","method":"add","params":[1e400,1],"id":1}', "the number 1e400 is too large"),
         ('{"jsonrpc":"2.0","method":"add","params":[-1e99999,1],"id":1}', "the number -1e99999 is too large"),

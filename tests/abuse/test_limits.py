@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.http11 import Request
 
-from rpc_server import Dispatcher, Limits, builtin_tools, cli, codes
+from rpc_server import ConfigError, Dispatcher, Limits, builtin_tools, cli, codes
 from rpc_server.handshake import Admission
 from rpc_server.ratelimit import RateLimiter, TokenBucket
 from rpc_server.session import Session
@@ -152,6 +152,17 @@ async def test_rpc_cancel_is_never_rate_limited(start_server: Any) -> None:
         assert (await call(ws, "multiply", [1, 1], 2))["error"]["code"] == codes.RATE_LIMITED
 
 
+async def test_rpc_cancel_spends_none_of_the_rate(start_server: Any) -> None:
+    """Burst 2: two rpc.cancel first, and both calls after them still run (a cancel is not charged)."""
+    server = await start_server(rate_limit_calls_per_s=0.1, rate_limit_burst_calls=2)
+    async with connect(server.url) as ws:
+        assert (await call(ws, "rpc.cancel", {"id": "x"}, 1))["result"] is False
+        assert (await call(ws, "rpc.cancel", {"id": "y"}, 2))["result"] is False
+        assert (await call(ws, "multiply", [2, 3], 3))["result"] == 6
+        assert (await call(ws, "multiply", [2, 4], 4))["result"] == 8
+        assert (await call(ws, "multiply", [2, 5], 5))["error"]["code"] == codes.RATE_LIMITED
+
+
 async def test_a_rate_limited_notification_is_dropped_silently(start_server: Any) -> None:
     """Past the rate, a notification is neither run nor answered; the next call still hears -32005."""
     server = await start_server(rate_limit_calls_per_s=0.1, rate_limit_burst_calls=1)
@@ -206,6 +217,36 @@ def test_each_new_limit_is_set_by_its_flag_and_by_its_environment_variable(
     assert getattr(cli.limits_from(cli.build_parser().parse_args([flag, text])), field) == value
     monkeypatch.setenv(env, text)
     assert getattr(cli.limits_from(cli.build_parser().parse_args([])), field) == value
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--max-message-size", "10"], "argument --max-message-size: must be at least 64 bytes, not 10"),
+        (["--max-response-size", "100"], "argument --max-response-size: must be at least 1024 bytes, not 100"),
+    ],
+)
+def test_a_size_below_what_any_message_needs_is_a_usage_error(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No request fits in 10 bytes, no error answer in 100: refused with status 2, naming the flag."""
+    assert cli.main(argv, prog="rpc-server") == 2
+    assert f"rpc-server: error: {said}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("limits", "said"),
+    [
+        ({"max_message_bytes": 10}, "max_message_bytes must be at least 64"),
+        ({"max_batch": 0}, "max_batch must be more than 0, not 0"),
+        ({"max_batch": "10"}, "max_batch must be a number, not '10'"),
+        ({"call_timeout_s": float("nan")}, "call_timeout_s must be more than 0, not nan"),
+    ],
+)
+def test_limits_out_of_range_raise_the_package_s_config_error(limits: dict[str, Any], said: str) -> None:
+    """Limits(...) refuses a limit with ConfigError (a ValueError too), a string included, never a bare TypeError."""
+    with pytest.raises(ConfigError, match=said):
+        Limits(**limits)
 
 
 @pytest.mark.parametrize("flag", ["--call-timeout", "--rate-limit", "--drain-timeout"])

@@ -60,6 +60,13 @@ def test_relative_links_lead_to_files_and_headings_that_exist(page):
     assert not broken
 
 
+@pytest.mark.parametrize("page", doc_pages(), ids=lambda page: page.name)
+def test_pages_speak_of_no_issue_numbers(page):
+    """An issue number means nothing to a reader: say what changed, or name a version or a commit."""
+    found = re.findall(r"\bissues? #?\d+", page.read_text(), re.IGNORECASE)
+    assert not found, f"{page.name}: {found}"
+
+
 def test_the_readme_stays_a_front_page():
     """Detail belongs in docs/; the README says what it is and how to start."""
     lines = (REPO / "README.md").read_text().count("\n")

@@ -24,11 +24,38 @@ __all__ = [
     "Case",
     "SpecExample",
     "corpus_registry",
+    "deep_tools",
     "fail",
+    "nested",
     "parse",
     "request",
     "strip_error_data",
 ]
+
+
+def nested(depth: int) -> list[Any]:
+    """An array nested ``depth`` levels deep: ``nested(2)`` is ``[[]]``."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def deep_tools() -> Registry:
+    """The built-in tools, ``deep(n)`` answering ``nested(n)``, and ``deep_parts(n)`` yielding 1, then ``nested(n)``."""
+    registry = builtin_tools()
+
+    @registry.tool
+    def deep(n: int) -> list[Any]:
+        return nested(n)
+
+    @registry.tool
+    async def deep_parts(n: int):  # type: ignore[no-untyped-def]
+        yield 1
+        yield nested(n)
+
+    return registry
+
 
 # Small, so that the corpus can hold a batch over the limit without a thousand members.
 MAX_BATCH = 6

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from rpc_server import Limits, cli
+from rpc_server import Limits, Registry, cli
 
 from .corpus import request
 
@@ -188,6 +189,32 @@ def test_a_bad_flag_exits_with_status_2_and_says_why(argv: list[str], capsys: py
     assert "invalid _" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("env", "value", "said"),
+    [
+        ("RPC_PORT", "abc", "argument --port: must be a whole number, not 'abc'"),
+        ("RPC_MAX_BATCH", "0", "argument --max-batch: must be at least 1, not 0"),
+        ("RPC_LOG_FORMAT", "xml", "argument --log-format: must be one of text, json, not 'xml'"),
+    ],
+)
+def test_a_bad_value_from_the_environment_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: str, value: str, said: str
+) -> None:
+    """No flag was typed: the error says which environment variable holds the bad value."""
+    monkeypatch.setenv(env, value)
+    assert cli.main([], prog="rpc-server") == 2
+    assert f"rpc-server: error: {said} (set by {env} in the environment)\n" in capsys.readouterr().err
+    assert cli.main([f"--{env.removeprefix('RPC_').lower().replace('_', '-')}", value], prog="rpc-server") == 2
+    assert "in the environment" not in capsys.readouterr().err  # typed on the command line: the flag is named
+
+
+def test_every_value_in_the_usage_is_named_by_its_unit_or_its_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    """No flag shows its own name in capitals as its value (MAX_IN_FLIGHT); --log-format lists its choices."""
+    usage = cli.build_parser(prog="rpc-server").format_usage()
+    assert not re.findall(r"--[\w-]+ [A-Z]+_[A-Z_]+", usage), usage
+    assert "[--log-format {text,json}]" in usage and "[--max-in-flight CALLS]" in usage
+
+
 def test_a_number_that_is_not_one_is_named_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
     """--port http says the port must be a whole number, quoting what was given."""
     assert cli.main(["--port", "http"], prog="rpc-server") == 2
@@ -213,7 +240,9 @@ def test_tools_that_cannot_be_loaded_exit_with_status_2(capsys: pytest.CaptureFi
     assert cli.main(["--tools", "no_such_module_for_rpc_tests"]) == 2
     assert "cannot import" in capsys.readouterr().err
     assert cli.main(["--tools", "json:dumps"]) == 2
-    assert "expected a Registry" in capsys.readouterr().err
+    assert "--tools json:dumps: json.dumps is a function; expected a Registry" in capsys.readouterr().err
+    assert cli.main(["--tools", "json:__doc__"]) == 2
+    assert "json.__doc__ is a str;" in capsys.readouterr().err
 
 
 def test_no_builtins_without_tools_is_a_usage_error() -> None:
@@ -278,6 +307,66 @@ def test_an_empty_jsonrpcserver_global_registry_is_explained(
     monkeypatch.setattr(jsonrpcserver.methods, "global_methods", {})  # as in a process that imported no @method
     assert cli.main(["--tools", "jsonrpcserver.methods:global_methods"], prog="rpc-server") == 2
     assert "name the module that defines them" in capsys.readouterr().err
+
+
+def registry_module(directory: Path, module: str, line: str) -> None:
+    """Write ``module.py``: a ``registry`` and one line that adds to it."""
+    (directory / f"{module}.py").write_text(f"from rpc_server import Registry\nregistry = Registry()\n{line}\n")
+
+
+def test_a_tool_named_like_a_built_in_says_so_and_what_to_do(
+    tools_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tools defining its own 'add': one line naming the built-in clash and the way out; --no-builtins serves it."""
+    registry_module(tools_dir, "cwd_tools_e", "registry.add(lambda a, b: a - b, name='add')")
+    assert cli.main(["--tools", "cwd_tools_e"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == (
+        "rpc-server: error: --tools cwd_tools_e: 'add' is also the name of a built-in tool: rename yours, "
+        "or serve only yours with --no-builtins\n"
+    )
+    served = Registry()
+    cli.include_tools(served, "cwd_tools_e", builtins=False)
+    assert list(served) == ["add"]
+
+
+def test_two_tools_modules_that_clash_are_named(tools_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same name from two --tools modules: the second is refused, saying an earlier --tools serves it."""
+    for module in ("cwd_tools_f", "cwd_tools_g"):
+        registry_module(tools_dir, module, "registry.add(lambda: 1, name='same')")
+    assert cli.main(["--tools", "cwd_tools_f", "--tools", "cwd_tools_g"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == (
+        "rpc-server: error: --tools cwd_tools_g: 'same' is also served by an earlier --tools: rename one\n"
+    )
+
+
+def test_a_tool_refused_while_its_module_is_imported_is_named_with_its_tools_flag(
+    tools_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A module that registers 'rpc.mine' fails its import: the error says which --tools, in one line."""
+    registry_module(tools_dir, "cwd_tools_h", "registry.add(lambda: 1, name='rpc.mine')")
+    assert cli.main(["--tools", "cwd_tools_h"], prog="rpc-server") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpc-server: error: --tools cwd_tools_h: 'rpc.mine': names beginning with 'rpc.' are")
+    assert err.count("\n") == 1
+
+
+def test_an_error_found_after_parsing_is_one_line_without_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """--no-builtins with no --tools: the error alone, not under 20 lines of usage."""
+    assert cli.main(["--no-builtins"], prog="rpc-server") == 2
+    assert capsys.readouterr().err == "rpc-server: error: no tools to serve: --no-builtins needs --tools\n"
+
+
+def test_a_port_in_use_is_said_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """Another socket holds the port: exit 1, 'already in use' and what to do, no Python tuple."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["--port", str(port), "--no-metrics"], prog="rpc-server") == 1
+    assert capsys.readouterr().err == (
+        f"rpc-server: error: cannot listen on 127.0.0.1:{port}: the address is already in use "
+        "(is another server running?); choose another with --port\n"
+    )
 
 
 async def test_the_console_script_serves_tools_from_the_current_directory(tmp_path: Path) -> None:

@@ -200,6 +200,19 @@ async def test_the_wrong_number_of_params_is_invalid_params_saying_which(
     assert error_of(response, codes.INVALID_PARAMS)["data"] == data
 
 
+@pytest.mark.parametrize(
+    ("method", "data"),
+    [("nothing", "takes no positional params, got 2"), ("one", "takes at most 1 positional param, got 2")],
+)
+async def test_too_many_positional_params_is_said_in_good_english(method: str, data: str) -> None:
+    """A tool of no parameter, and of one: 'no positional params' and '1 positional param', not '0 ... params'."""
+    registry = Registry()
+    registry.add(lambda: None, name="nothing")
+    registry.add(lambda a: a, name="one")
+    response = await answer(Dispatcher(registry), request(method, [1, 2], 1))
+    assert error_of(response, codes.INVALID_PARAMS)["data"] == data
+
+
 async def test_sleep_refuses_more_than_its_documented_maximum(dispatcher: Dispatcher) -> None:
     """sleep(11) is -32602 naming 'seconds' and the cap, not an 11-second wait."""
     response = await answer(dispatcher, request("sleep", [11], 1))

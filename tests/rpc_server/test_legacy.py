@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from rpc_server import Dispatcher, Registry, RpcServer, builtin_tools
+from rpc_server import Dispatcher, Registry, RpcServer, ToolError, builtin_tools
 
 from .corpus import parse, request
 
@@ -141,3 +141,31 @@ async def test_a_result_json_cannot_carry_is_answered_in_the_seed_s_shape() -> N
     assert await Dispatcher(registry).dispatch_async('{"func": "opaque", "args": [], "id": 3}') == (
         b'{"error":"Internal error","id":3}'
     )
+
+
+async def test_structured_error_data_reads_as_json_in_the_seed_s_sentence() -> None:
+    """A ToolError's dict or list data follows its message as JSON, never as Python's repr; text stays text."""
+    registry = Registry()
+
+    @registry.tool
+    def refuse(what: str) -> None:
+        data = {"field": "name", "allowed": ["a", None, True]} if what == "dict" else "plain words"
+        raise ToolError(-32099, "Refused", data)
+
+    dispatcher = Dispatcher(registry)
+    error = (await answer(dispatcher, seed("refuse", ["dict"])))["error"]
+    assert error.startswith("Refused: ")
+    assert json.loads(error.removeprefix("Refused: ")) == {"field": "name", "allowed": ["a", None, True]}
+    assert await answer(dispatcher, seed("refuse", ["text"])) == {"error": "Refused: plain words"}
+
+
+async def test_rate_limited_in_the_seed_s_shape_says_retry_after_as_json(start_server: Any) -> None:
+    """Past the burst, {func, args} hears 'Rate limited: {"retry_after":...}', which a JSON reader can take apart."""
+    server = await start_server(rate_limit_calls_per_s=0.1, rate_limit_burst_calls=1)
+    async with connect(server.url) as ws, asyncio.timeout(5):
+        await ws.send(seed("multiply", [3, 4]))
+        assert parse(await ws.recv()) == {"result": 12}
+        await ws.send(seed("multiply", [3, 4]))
+        error = parse(await ws.recv())["error"]
+    assert error.startswith("Rate limited: ")
+    assert 0 < json.loads(error.removeprefix("Rate limited: "))["retry_after"] <= 10

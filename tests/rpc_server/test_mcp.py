@@ -8,10 +8,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
 from rpc_server import Dispatcher, Registry, Session, builtin_tools
 from rpc_server.mcp import LATEST, VERSIONS, McpSession
+
+from .corpus import deep_tools
 
 
 class Peer:
@@ -248,6 +251,34 @@ async def test_a_call_answers_its_result_as_text_and_structured_content() -> Non
         "content": [{"type": "text", "text": "12"}],
         "structuredContent": {"result": 12},
     }
+
+
+async def test_a_result_nested_deeper_than_an_answer_may_be_is_32603_and_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """deep(1000) is written (orjson reads it back); deeper results are -32603 naming the depth, logged in one line."""
+    peer = Peer(deep_tools())
+    await peer.initialize()
+
+    async def call(n: int) -> Any:
+        reply = peer.mcp(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "deep", "arguments": {"n": n}}}
+            ),
+            peer.session,
+        )
+        return orjson.loads(await reply if isinstance(reply, Awaitable) else reply)
+
+    deepest = (await call(1000))["result"]
+    assert deepest["content"][0]["text"] == "[" * 1000 + "]" * 1000
+    data = "the answer would be nested more than 1024 levels deep"
+    assert (await call(1021))["error"] == {"code": -32603, "message": "Internal error", "data": data}
+    assert (await call(1100))["result"] == {
+        "content": [{"type": "text", "text": f"Error -32603: Internal error: {data}"}],
+        "isError": True,
+    }
+    assert not [r for r in caplog.records if r.exc_info is not None]
+    assert sum("nested more than" in r.getMessage() for r in caplog.records) == 2
 
 
 async def test_a_tool_error_is_a_result_with_is_error() -> None:

@@ -10,6 +10,8 @@ import pytest
 from rpc_server import codes, protocol
 from rpc_server.errors import NODATA
 
+from .corpus import nested
+
 VALID = {"jsonrpc": "2.0", "method": "m"}
 
 
@@ -94,3 +96,32 @@ def test_a_batch_joins_encoded_responses_into_one_array() -> None:
     """encode_batch gives a JSON array of the responses in the given order."""
     parts = [protocol.encode(protocol.success(i, i)) for i in range(3)]
     assert json.loads(protocol.encode_batch(parts)) == [protocol.success(i, i) for i in range(3)]
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["alone", "in-a-batch"])
+def test_the_deepest_answer_written_is_the_deepest_read(batch: bool) -> None:
+    """A result 1,022 deep is written (and reads back, even in a batch); one level more raises TooDeep."""
+
+    def write(result: Any) -> bytes:
+        response = protocol.success(result, 1)
+        return protocol.encode([response, protocol.success(2, 2)] if batch else response)
+
+    assert protocol.decode(write(nested(protocol.MAX_DEPTH - 2))) is not None
+    with pytest.raises(protocol.TooDeep, match="nested more than 1024 levels deep"):
+        write(nested(protocol.MAX_DEPTH - 1))
+    with pytest.raises(protocol.TooDeep):
+        write(nested(3000))
+
+
+def test_a_shallow_answer_with_many_brackets_is_not_taken_for_a_deep_one() -> None:
+    """Many brackets side by side, and in strings, beside a big integer: written, not refused."""
+    result = [[2**70, "[[[["] for _ in range(2000)]
+    assert json.loads(protocol.encode(protocol.success(result, 1)))["result"] == result
+
+
+def test_a_gathered_part_leaves_room_for_its_array_its_response_and_a_batch() -> None:
+    """encode_part writes a part 1,021 deep and refuses one 1,022 deep: three levels go around it."""
+    depth = protocol.PART_DEPTH
+    assert protocol.encode_part(nested(depth)) == b"[" * depth + b"]" * depth
+    with pytest.raises(protocol.TooDeep):
+        protocol.encode_part(nested(protocol.PART_DEPTH + 1))

@@ -393,6 +393,27 @@ def test_the_plugin_loads_with_dash_p_where_entry_points_are_off(
     result.assert_outcomes(passed=2)
 
 
+@pytest.mark.parametrize("how", ["dash-p", "pytest_plugins"])
+def test_naming_the_plugin_where_it_also_autoloads_is_harmless(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """With autoloading on, ``-p rpc_server.pytest_plugin`` or ``pytest_plugins`` finds it loaded: no second one."""
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pytester.makepyfile(
+        """
+        def test_sync(rpc_sync_client):
+            assert rpc_sync_client.call("multiply", 3, 4) == 12
+        """
+    )
+    named: tuple[str, ...] = ("-p", "rpc_server.pytest_plugin")
+    if how == "pytest_plugins":
+        pytester.makeconftest('pytest_plugins = ["rpc_server.pytest_plugin"]')
+        named = ()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *named, timeout=RUN_TIMEOUT)
+    result.assert_outcomes(passed=1)
+    assert "already registered" not in result.stdout.str() + result.stderr.str()
+
+
 def test_without_pytest_asyncio_the_sync_fixtures_work_and_the_async_ones_say_why(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -390,7 +390,7 @@ def test_a_late_tool_that_clashes_in_the_includer_is_refused_in_both() -> None:
     served, mine = Registry(), Registry()
     served.add(lambda: 1, name="same")
     served.include(mine)
-    with pytest.raises(ToolDefinitionError, match="already registered"):
+    with pytest.raises(ToolDefinitionError, match="'same' is already served by a registry that includes this one"):
         mine.add(lambda: 2, name="same")
     assert "same" not in mine
     assert served["same"].fn() == 1

@@ -139,8 +139,12 @@ def test_the_documented_command_prints_what_the_documentation_shows(tmp_path: Pa
 def test_a_method_the_server_lacks_skips_the_cases_that_call_it_saying_why(tmp_path: Path) -> None:
     """A server with subtract only: cases calling sum, get_data or the slow method are skipped with the reason."""
     with ServerThread(Registry([builtin_tools()["subtract"]])) as server:
-        done, found = run_kit(tmp_path, server.url)
+        done, found = run_kit(tmp_path, server.url, "-rs")
     assert done.returncode == 0, done.stdout
+    # -rs names each case and the kit's file, not a line of pytest's own code.
+    skips = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skips and all("rpc_server/conformance/test_conformance.py" in line for line in skips), skips
+    assert any("7:batch: the server has no method 'sum'" in line for line in skips), skips
     skipped = {case.id for case in CASES if {"sum", "get_data", "slow"} & set(case.needs)}
     assert {case for case, (outcome, _) in found.items() if outcome == "skipped"} == skipped
     assert found["7:batch"][1].endswith(
