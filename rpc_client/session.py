@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import functools
 import logging
 import math
@@ -22,7 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .backoff import Backoff
+from .credentials import Credentials
 from .errors import (
+    AuthenticationError,
     CallTimeout,
     ClientClosedError,
     ConnectError,
@@ -56,6 +59,7 @@ class Session:
         reconnect: bool,
         backoff: Backoff,
         connector: Connector,
+        credentials: Credentials | None,
         send_cancel: bool,
         on_unmatched_error: Callable[[dict[str, Any]], None] | None,
     ) -> None:
@@ -65,15 +69,17 @@ class Session:
         self.reconnect = reconnect
         self.backoff = backoff
         self.connector = connector
+        self.credentials = credentials
+        self._token_sent: str | None = None  # the token of the latest connection attempt
         self.send_cancel = send_cancel
         self.pending = PendingCalls(on_orphan=self._end_orphan, on_unmatched_error=on_unmatched_error)
         self._deadlines = _Deadlines(url)
         self.link: Link | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # set, then replaced, whenever the connection comes or goes
-        self._not_connected: tuple[type[RpcConnectionError], str] = (
-            RpcConnectionError,
-            f"the client is not connected to {url}: use 'async with Client(url)' or 'await client.connect()' first",
+        # What a call gets when there is no connection and none is coming (a copy: raised in many tasks).
+        self._not_connected: RpcConnectionError = RpcConnectionError(
+            f"the client is not connected to {url}: use 'async with Client(url)' or 'await client.connect()' first"
         )
         self.closed = False
 
@@ -297,8 +303,7 @@ class Session:
             if self.link is not None:
                 return self.link
             if self._reconnecting is None:
-                cls, message = self._not_connected
-                raise cls(message)
+                raise copy.copy(self._not_connected)
             await self._changed.wait()
 
     # -- what goes out on its own ------------------------------------------------
@@ -324,11 +329,24 @@ class Session:
 
     # -- the connection ------------------------------------------------------------
 
-    async def _open(self) -> Link:
+    async def _open(self, refused: tuple[str | None, AuthenticationError] | None = None) -> Link:
+        """Open a connection, with the credential of this moment.
+
+        Args:
+            refused: the token refused last, and its refusal: raised again, without a
+                connection attempt, if the token provider gives that token again.
+        """
         try:
             async with asyncio.timeout(self.connect_timeout):
-                return as_link(await self.connector(self.url))
-        except RpcClientError:
+                options: dict[str, Any] = {}
+                if self.credentials is not None:
+                    token = await self._token()
+                    if refused is not None and token == refused[0]:
+                        raise _Unchanged(refused[1])
+                    self._token_sent = token
+                    options = self.credentials.options(token)
+                return as_link(await self.connector(self.url, **options))
+        except (RpcClientError, _Unchanged):
             raise
         except TimeoutError:
             raise ConnectError(
@@ -336,6 +354,15 @@ class Session:
             ) from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
+
+    async def _token(self) -> str | None:
+        assert self.credentials is not None
+        try:
+            return await self.credentials.token()
+        except Exception as exc:
+            raise ConnectError(
+                f"cannot connect to {self.url}: the token provider failed ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def _attach(self, link: Link) -> None:
         self.link = link
@@ -375,17 +402,28 @@ class Session:
                 self._reconnect(), name=f"rpc_client reconnect to {self.url}"
             )
         else:
-            self._not_connected = (
-                ConnectionLost,
-                f"the connection to {self.url} was lost ({reason}) and the client does not reconnect (reconnect=False)",
+            self._not_connected = ConnectionLost(
+                f"the connection to {self.url} was lost ({reason}) and the client does not reconnect (reconnect=False)"
             )
         self._wake()
 
     async def _reconnect(self) -> None:
+        # A refused credential would be refused again: it is retried only if the provider gives another.
+        refused: tuple[str | None, AuthenticationError] | None = None
         for attempt, delay in enumerate(self.backoff.delays(), 1):
             await asyncio.sleep(delay)
             try:
-                link = await self._open()
+                link = await self._open(refused)
+            except _Unchanged as unchanged:
+                self._stop_reconnecting(unchanged.refusal, "the token provider gave the refused token again")
+                return
+            except AuthenticationError as exc:
+                if self.credentials is None or not self.credentials.refreshes:
+                    self._stop_reconnecting(exc, "the same credential would be refused again")
+                    return
+                refused = (self._token_sent, exc)
+                logger.warning("reconnection attempt %d refused (%s); asking the token provider again", attempt, exc)
+                continue
             except ConnectError as exc:
                 logger.info("reconnection attempt %d failed: %s", attempt, exc)
                 continue
@@ -396,6 +434,21 @@ class Session:
             self._reconnecting = None
             self._attach(link)
             return
+
+    def _stop_reconnecting(self, refusal: AuthenticationError, why: str) -> None:
+        """The server will not let the client back in: calls waiting for a connection, and later ones, fail with it."""
+        logger.warning("%s; the client stops reconnecting (%s)", refusal, why)
+        self._reconnecting = None
+        self._not_connected = refusal
+        self._wake()
+
+
+class _Unchanged(Exception):
+    """The token provider gave the token that was just refused: it is not sent again."""
+
+    def __init__(self, refusal: AuthenticationError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 class _Deadlines:

@@ -435,10 +435,12 @@ def connect_sync(
         url: the server's endpoint.
         loop_factory: makes the client's event loop; ``uvloop.new_event_loop``
             for uvloop (``pip install 'rpc-tools[speed]'``); asyncio's own by default.
-        options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``...).
+        options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``,
+            ``token``, ``cafile``...); a token function runs on the client's loop thread.
 
     Raises:
         InvalidURL: the URL cannot name a WebSocket server.
+        AuthenticationError: the server refused the credential (HTTP 401) or the connection (403).
         ConnectError: the connection cannot be opened.
     """
     if options.get("connector") is None:

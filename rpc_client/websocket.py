@@ -48,6 +48,7 @@ from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
+from .credentials import AUTH_STATUSES, refusal
 from .errors import ConnectError, ConnectionLost
 from .transport import OnLost, OnMessage
 from .url import check_url
@@ -482,11 +483,12 @@ async def connect(
         url: a ``ws://`` or ``wss://`` URL.
         max_size: the largest message accepted, in bytes; None for no limit.
         compression: ``"deflate"`` to offer permessage-deflate; off by default, as on the server.
-        additional_headers: more headers for the handshake request (``Authorization``...).
+        additional_headers: more headers for the handshake request (``Authorization``...); a
+            client's ``token=`` and ``headers=`` arrive here.
         user_agent_header: the ``User-Agent``; None sends none.
         origin: the ``Origin`` header, for servers that check it.
         subprotocols: the subprotocols offered.
-        ssl: an SSLContext for ``wss://`` (the system's default otherwise).
+        ssl: an SSLContext for ``wss://`` (the system's default otherwise); a client's ``ssl=`` or ``cafile=``.
         server_hostname: the host name that the TLS certificate must match, if not the URL's.
         ping_interval: seconds between keepalive pings; None sends none.
         ping_timeout: seconds a pong may take before the connection is dropped; None waits.
@@ -494,6 +496,7 @@ async def connect(
 
     Raises:
         InvalidURL: the URL cannot name a WebSocket server.
+        AuthenticationError: the server refused the handshake with HTTP 401 or 403; its reason says why.
         ConnectError: the connection could not be opened; the message says why.
     """
     uri = check_url(url)
@@ -548,7 +551,10 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
     if isinstance(exc, socket.gaierror):
         return ConnectError(f"{at}: cannot resolve the host name ({exc.strerror})")
     if isinstance(exc, ssl_module.SSLCertVerificationError):
-        return ConnectError(f"{at}: the server's TLS certificate was not accepted ({exc.verify_message})")
+        return ConnectError(
+            f"{at}: the server's TLS certificate was not accepted ({exc.verify_message}); "
+            "if a CA of your own signed it, trust it with cafile= (--cafile)"
+        )
     if tls and stage == "connect" and isinstance(exc, ssl_module.SSLError | ConnectionResetError | EOFError):
         plain = "ws://" + url.split("://", 1)[1]
         return ConnectError(
@@ -557,6 +563,8 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
         )
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
+        if status in AUTH_STATUSES:
+            return refusal(url, exc.response)
         phrase = exc.response.reason_phrase
         if status == 404:
             return ConnectError(f"{at}: the server answered HTTP 404 ({phrase}): is the path right?")
@@ -567,6 +575,8 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
     if isinstance(exc, InvalidHandshake):
         return ConnectError(f"{at}: the WebSocket handshake failed ({exc})")
     if isinstance(exc, ConnectionResetError | EOFError) or stage == "handshake":
-        return ConnectError(f"{at}: the server closed the connection during the handshake")
+        # With TLS 1.3, a server that wants a client certificate refuses it after the TLS handshake.
+        hint = "; if it asks for a client certificate (mutual TLS), give one in ssl=" if tls else ""
+        return ConnectError(f"{at}: the server closed the connection during the handshake{hint}")
     assert isinstance(exc, OSError)
     return ConnectError(f"{at}: {exc.strerror or exc or type(exc).__name__}")
