@@ -11,7 +11,7 @@ Server push, on this project's server: ``async for part in client.stream("count"
 cancelling the task awaiting a call cancels it on the server.
 
 The layers, each depending only on those below it: :mod:`.cli`;
-:mod:`.sync` (the blocking facade); :mod:`.client` (the public asyncio
+:mod:`.sync` (the blocking facade, on the loop of :mod:`.sharedloop`); :mod:`.client` (the public asyncio
 client); :mod:`.batch`, :mod:`.streams` and :mod:`.subscription`, built on
 the :class:`~rpc_client.exchange.Exchange` of :mod:`.exchange`, which
 :mod:`.session` (connecting, reconnecting, the calls' fast path) provides;

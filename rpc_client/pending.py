@@ -167,7 +167,7 @@ class PendingCalls:
         Args:
             future: where the answer goes, if not a new future of the running loop: anything
                 with a future's ``done``, ``cancelled``, ``exception``, ``set_result`` and
-                ``set_exception`` (the blocking facade hands the answer to its thread this way).
+                ``set_exception`` (the blocking facade's :class:`~rpc_client.sharedloop.Answer`).
 
         Raises:
             ValueError: the id is already waiting for its answer.

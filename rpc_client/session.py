@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
-import functools
 import logging
 import math
 from collections.abc import Callable
@@ -75,6 +74,7 @@ class Session:
         self.pending = PendingCalls(on_orphan=self._end_orphan, on_unmatched_error=on_unmatched_error)
         self._deadlines = _Deadlines(url)
         self.link: Link | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the connection lives on, once connected
         self._reconnecting: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # set, then replaced, whenever the connection comes or goes
         # What a call gets when there is no connection and none is coming (a copy: raised in many tasks).
@@ -150,13 +150,14 @@ class Session:
                 timer.cancel()
 
     def begin(self, method: str, params: Params, timeout: float | None, answer: Any) -> Callable[[], None] | None:
-        """Send one call now, from the loop's thread, with no coroutine; its answer goes to ``answer``.
+        """Send one call now, with no coroutine, from the loop's thread (the loop need not be running).
 
-        For callers on another thread (the blocking facade), who would pay a task and
-        three loop turns for a coroutine: ``answer`` is set from the very callback that
-        reads the answer (see :meth:`PendingCalls.expect`). Returns what the caller must
-        call, on the loop, if it leaves with no answer (timed out, interrupted): it cancels
-        the call on the server. None when there is no connection (take :meth:`request`).
+        For the blocking facade, whose thread runs the loop only until the answer comes:
+        ``answer`` is set by the very callback that reads the answer (see
+        :meth:`PendingCalls.expect`). Returns what the caller must call once it has the
+        answer or leaves without it (timed out, interrupted): it cancels the call's timer,
+        and the call on the server if it still runs. None when there is no connection
+        (take :meth:`request`).
 
         Raises:
             TypeError, ValueError: the request cannot be encoded; nothing is sent.
@@ -165,7 +166,7 @@ class Session:
         if link is None:
             return None
         id, future, timer = self.send_call(link, method, params, timeout, answer)
-        return functools.partial(self.let_go, link, id, timer, future)
+        return lambda: self.let_go(link, id, timer, future)
 
     def send_call(
         self, link: Link, method: str, params: Params, timeout: float | None, answer: Any = None
@@ -173,6 +174,9 @@ class Session:
         """Send one call on ``link`` now; its id, the future of its answer, and its own timer if it has one.
 
         The caller awaits the future and, if it leaves without the answer, calls :meth:`let_go`.
+
+        Args:
+            answer: where the answer goes, if not a new future (see :meth:`PendingCalls.expect`).
 
         Raises:
             TypeError, ValueError: the request cannot be encoded; nothing is sent.
@@ -187,13 +191,12 @@ class Session:
             pending.discard(id, future)
             raise
         timer = None
+        loop: asyncio.AbstractEventLoop = self.loop  # type: ignore[assignment]  # connected, so set
         if timeout is None:
             if self.timeout is not None:
-                self._deadlines.add(future, method, self.timeout)
+                self._deadlines.add(future, method, self.timeout, loop)
         elif timeout != math.inf:
-            timer = asyncio.get_running_loop().call_at(
-                asyncio.get_running_loop().time() + timeout, _expire, future, method, timeout, self.url
-            )
+            timer = loop.call_at(loop.time() + timeout, _expire, future, method, timeout, self.url)
         return id, future, timer
 
     def let_go(self, link: Link, id: int, timer: asyncio.TimerHandle | None, future: asyncio.Future[Response]) -> None:
@@ -365,6 +368,7 @@ class Session:
             ) from exc
 
     def _attach(self, link: Link) -> None:
+        self.loop = asyncio.get_running_loop()
         self.link = link
         link.start(self._on_message, lambda: self._lost(link))
         self._wake()
@@ -470,9 +474,10 @@ class _Deadlines:
         self._seconds: float | None = None  # the timeout of the calls queued
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, future: asyncio.Future[Response], method: str, seconds: float) -> None:
-        """Fail ``future`` with CallTimeout unless it is done within ``seconds``."""
-        loop = asyncio.get_running_loop()
+    def add(
+        self, future: asyncio.Future[Response], method: str, seconds: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Fail ``future`` with CallTimeout unless it is done within ``seconds`` (on ``loop``, running or not)."""
         futures = self._futures
         while futures and futures[0].done():
             self._pop()

@@ -59,6 +59,7 @@ MODULES = [
     "progress",
     "push",
     "session",
+    "sharedloop",
     "streams",
     "subscription",
     "sync",
