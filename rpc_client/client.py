@@ -66,7 +66,7 @@ from .backoff import Backoff
 from .batch import Batch
 from .credentials import Credentials, Headers, Token
 from .errors import ProtocolError
-from .messages import Params, Response, batch_pair, outcome_value, params_from, request_object, unwrap
+from .messages import Members, Params, Response, batch_pair, check_request, outcome_value, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, ProgressCallback
 from .session import Session
 from .subscription import Subscription
@@ -431,8 +431,12 @@ class Client:
         self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None
     ) -> list[Response | ProtocolError]:
         """:meth:`batch_call`, with each answer as jsonrpcclient's ``Ok`` or ``Error`` (as :meth:`request`)."""
-        entries = [(request_object(*batch_pair(call), None), True) for call in calls]
-        return await self._session.send_batch(entries, timeout)
+        members = Members()
+        for call in calls:
+            method, params = batch_pair(call)
+            check_request(method, params)
+            members.add(method, params)
+        return await self._session.send_batch(members, timeout)
 
     def batch(self, *, timeout: float | None = None) -> Batch:
         """A batch to fill in an ``async with`` block; it is sent when the block ends.

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import orjson
@@ -27,10 +27,13 @@ from jsonrpcclient import Error, Ok
 from .errors import ProtocolError, RpcError
 
 __all__ = [
+    "Members",
     "Params",
     "Response",
+    "batch_messages",
     "batch_pair",
     "cancel_message",
+    "check_request",
     "decode",
     "encode",
     "notification_bytes",
@@ -57,8 +60,10 @@ _loads = orjson.loads
 _EncodeError = orjson.JSONEncodeError
 _DecodeError = orjson.JSONDecodeError
 # 19 digits in a row may be an integer past 64 bits (or a long string of digits: then json is merely slower).
-_LONG_DIGITS = re.compile(rb"\d{19}")
-_LONG_DIGITS_TEXT = re.compile(r"\d{19}")
+# Found by turning every digit into a 9 and looking for 19 nines: 15 times faster than a regex on a batch's
+# answer of 40 kB, where the regex cost twice orjson's parse (issue 13).
+_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+_NINETEEN_NINES = b"9" * 19
 
 
 def encode(value: Any) -> bytes:
@@ -85,7 +90,8 @@ def decode(data: bytes | str) -> Any:
         ValueError: it is not JSON (UnicodeDecodeError: not UTF-8).
     """
     # orjson reads an integer past 64 bits as a float, losing digits: json reads it exactly.
-    if (_LONG_DIGITS_TEXT if type(data) is str else _LONG_DIGITS).search(data) is not None:  # type: ignore[arg-type]
+    raw = data.encode("utf-8", "surrogatepass") if type(data) is str else data
+    if _NINETEEN_NINES in raw.translate(_DIGITS_AS_NINES):  # type: ignore[union-attr]
         return json.loads(data)
     try:
         return _loads(data)
@@ -120,6 +126,18 @@ def batch_pair(call: Any) -> tuple[str, Params]:
     return method, params
 
 
+def check_request(method: str, params: Params) -> None:
+    """Check that a request can carry ``method`` and ``params``.
+
+    Raises:
+        TypeError: the method is not a string, or the params not a list, tuple, dict or None.
+    """
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, not {type(method).__name__}")
+    if params is not None and not isinstance(params, (list, tuple, dict)):
+        raise TypeError(f"params must be a list, a tuple, a dict or None, not {type(params).__name__}")
+
+
 def request_object(method: str, params: Params, id: int | None, stream: bool = False) -> dict[str, Any]:
     """A Request object as jsonrpcclient builds it (no ``params`` when empty); a notification when ``id`` is None.
 
@@ -129,10 +147,7 @@ def request_object(method: str, params: Params, id: int | None, stream: bool = F
     Raises:
         TypeError: the method is not a string, or the params not a list, tuple, dict or None.
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string, not {type(method).__name__}")
-    if params is not None and not isinstance(params, (list, tuple, dict)):
-        raise TypeError(f"params must be a list, a tuple, a dict or None, not {type(params).__name__}")
+    check_request(method, params)
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params:
         message["params"] = params
@@ -150,6 +165,68 @@ def request_bytes(method: str, params: Params, id: int, stream: bool = False) ->
         TypeError, ValueError: as :func:`request_object` and :func:`encode`.
     """
     return encode(request_object(method, params, id, stream))
+
+
+@dataclass(slots=True)
+class Members:
+    """A batch's members, each checked when added (:func:`check_request`), kept side by side.
+
+    Lists rather than an object per member: with a thousand members, each object
+    more is a thousand more for the garbage collector to walk (issue 13).
+    """
+
+    methods: list[str] = field(default_factory=list)
+    params: list[Params] = field(default_factory=list)
+    notifications: set[int] = field(default_factory=set)  # the positions of the notifications
+
+    def __len__(self) -> int:
+        return len(self.methods)
+
+    @property
+    def calls(self) -> int:
+        """How many members are calls (they take an id, and get an answer)."""
+        return len(self.methods) - len(self.notifications)
+
+    def add(self, method: str, params: Params, call: bool = True) -> int:
+        """Add a member; its position."""
+        at = len(self.methods)
+        self.methods.append(method)
+        self.params.append(params)
+        if not call:
+            self.notifications.add(at)
+        return at
+
+
+def batch_messages(members: Members, ids: range) -> list[dict[str, Any]]:
+    """A batch's Request objects, as :func:`request_object` builds each, its calls numbered from ``ids``.
+
+    Args:
+        members: the batch's members; a notification takes no id.
+        ids: as many ids as there are calls.
+    """
+    methods, params = members.methods, members.params
+    if not members.notifications:  # calls only: one comprehension, most of a batch's cost (issue 13)
+        if all(params):
+            return [
+                {"jsonrpc": "2.0", "method": method, "params": p, "id": id}
+                for method, p, id in zip(methods, params, ids, strict=True)
+            ]
+        return [
+            {"jsonrpc": "2.0", "method": method, "params": p, "id": id}
+            if p
+            else {"jsonrpc": "2.0", "method": method, "id": id}
+            for method, p, id in zip(methods, params, ids, strict=True)
+        ]
+    numbers = iter(ids)
+    messages = []
+    for at, (method, p) in enumerate(zip(methods, params, strict=True)):
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if p:
+            message["params"] = p
+        if at not in members.notifications:
+            message["id"] = next(numbers)
+        messages.append(message)
+    return messages
 
 
 def notification_bytes(method: str, params: Params) -> bytes:

@@ -33,8 +33,17 @@ from .errors import (
     RpcClientError,
     RpcConnectionError,
 )
-from .exchange import Entry
-from .messages import Params, Response, cancel_message, decode, encode, notification_bytes, request_bytes
+from .messages import (
+    Members,
+    Params,
+    Response,
+    batch_messages,
+    cancel_message,
+    decode,
+    encode,
+    notification_bytes,
+    request_bytes,
+)
 from .pending import Listener, PendingCalls
 from .transport import Connector, Link, as_link
 
@@ -216,24 +225,16 @@ class Session:
         link.write(data)
 
     async def send_batch(
-        self, entries: list[Entry], timeout: float | None, *, raw: bool = False
+        self, members: Members, timeout: float | None, *, raw: bool = False
     ) -> list[Response | ProtocolError]:
-        if not entries:
+        if not members:
             return []  # an empty array is an invalid request: send nothing
-        ids: list[int] = []
-        next_id = self.pending.next_id
-        messages = []
-        for message, expects_answer in entries:
-            if expects_answer:
-                id = next_id()
-                message = {**message, "id": id}
-                ids.append(id)
-            messages.append(message)
-        data = encode(messages)
-        what = f"a batch of {len(entries)}"
+        ids = self.pending.next_ids(members.calls)
+        data = encode(batch_messages(members, ids))
+        what = f"a batch of {len(members)}"
         link = self.link
         if link is None or not ids:  # waiting for a connection, or nothing to wait for: the general way
-            outcomes = await self.exchange(data, ids, what, timeout)
+            outcomes = await self.exchange(data, list(ids), what, timeout)
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, ProtocolError):
                     raise outcome  # the connection, not this member: the whole batch fails
@@ -244,7 +245,7 @@ class Session:
         try:
             link.write(data)
         except BaseException:
-            pending.discard_batch(ids, future)
+            pending.discard_batch(future)
             raise
         seconds = self.seconds(timeout)
         deadline = asyncio.timeout(seconds)
@@ -252,7 +253,7 @@ class Session:
             async with deadline:
                 return await future
         except BaseException as exc:
-            self.cancel_on_server(link, pending.discard_batch(ids, future))
+            self.cancel_on_server(link, pending.discard_batch(future))
             if isinstance(exc, TimeoutError) and deadline.expired():
                 raise CallTimeout(f"no answer to {what} within {seconds:g} s ({self.url})") from None
             raise

@@ -276,7 +276,8 @@ class SyncBatch:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
-            self.send()
+            # As the async batch does: the outcomes are read when each call's result() is asked for.
+            self._owner._run(self._batch.__aexit__(None, None, None))
 
 
 class SyncSubscription:

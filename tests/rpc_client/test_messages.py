@@ -12,6 +12,8 @@ import pytest
 from jsonrpcclient import notification, parse, request
 
 from rpc_client.messages import (
+    Members,
+    batch_messages,
     cancel_message,
     decode,
     encode,
@@ -74,6 +76,26 @@ def test_requests_and_notifications_are_what_jsonrpcclient_and_json_make(params)
     assert streamed == {**_slow(request("method", params, id=8)), "stream": True}
 
 
+@pytest.mark.parametrize(
+    ("notify_every", "all_params"),
+    [(0, False), (0, True), (1, False), (3, False)],
+    ids=["calls", "calls-all-with-params", "notifications", "mixed"],
+)
+def test_a_batch_s_messages_are_the_requests_built_one_by_one(notify_every, all_params):
+    """batch_messages() (a comprehension over the members) builds what request_object() builds for each member."""
+    members = Members()
+    for at, params in enumerate([p for p in PARAMS if p or not all_params] * 2):
+        members.add(f"m{at}", params, call=not notify_every or at % notify_every != 0)
+    ids = range(41, 41 + members.calls)
+    numbers = iter(ids)
+    expected = [
+        request_object(method, params, None if at in members.notifications else next(numbers))
+        for at, (method, params) in enumerate(zip(members.methods, members.params, strict=True))
+    ]
+    assert batch_messages(members, ids) == expected
+    assert json.loads(encode(batch_messages(members, ids))) == _slow(expected)
+
+
 @pytest.mark.parametrize("params", UNENCODABLE, ids=range(len(UNENCODABLE)))
 def test_what_json_cannot_write_is_refused_with_type_error_as_json_refuses_it(params):
     """Sets, objects, datetimes, dataclasses and bytes raise TypeError, as json.dumps does; orjson would write some."""
@@ -128,6 +150,11 @@ RESPONSES = [
     '{"jsonrpc": "2.0", "error": "bad", "id": 10}',
     '{"jsonrpc": "2.0", "error": {"code": 1}, "id": 11}',
     '{"jsonrpc": "2.0", "result": 1}',
+    # Integers past 64 bits (orjson would read them as floats), wherever they are: the digit scan finds them.
+    '{"jsonrpc": "2.0", "result": [1, 2, -9223372036854775809], "id": 12}',
+    '{"jsonrpc": "2.0", "result": {"n": 18446744073709551616}, "id": 13}',
+    '[{"jsonrpc": "2.0", "result": 1, "id": 14}, {"jsonrpc": "2.0", "result": 99999999999999999999, "id": 15}]',
+    '{"jsonrpc": "2.0", "result": "٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣", "id": 16}',
 ]
 
 
@@ -137,6 +164,9 @@ def test_answers_are_read_as_json_and_jsonrpcclient_read_them(text):
     decoded = decode(text)
     reference = json.loads(text)
     assert json.dumps(decoded) == json.dumps(reference)  # NaN != NaN: compare what they write
+    assert json.dumps(decode(text.encode())) == json.dumps(reference)  # a binary message, read alike
+    if isinstance(reference, list):
+        return
     try:
         expected = parse(reference)
     except Exception as exc:
