@@ -49,6 +49,7 @@ class SharedLoop:
         loop_factory: makes the loop (asyncio's own by default).
         name: the background thread's name.
         idle_s: how long the loop may go unrun before the background thread runs it.
+        closed: the exception work given after :meth:`stop` fails with (RuntimeError by default).
     """
 
     def __init__(
@@ -56,8 +57,10 @@ class SharedLoop:
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
         name: str = "rpc_client loop",
         idle_s: float = DEFAULT_IDLE_S,
+        closed: Callable[[], BaseException] = lambda: RuntimeError("the loop is stopped"),
     ) -> None:
         self.loop = (loop_factory or asyncio.new_event_loop)()
+        self._closed_error = closed
         self._idle_s = idle_s
         self._state = threading.Condition(threading.Lock())
         self._runner: int | None = None  # the ident of the thread running the loop now
@@ -88,12 +91,13 @@ class SharedLoop:
         """Run ``coro`` on the loop to its end and return what it returns (or raise what it raises).
 
         Raises:
-            RuntimeError: called from the loop itself (a callback), or after :meth:`stop`.
+            RuntimeError: called from the loop itself (a callback).
+            the ``closed`` exception: called after :meth:`stop`.
             KeyboardInterrupt: Ctrl-C, once the work has been cancelled.
         """
         if self._stopping:
             coro.close()
-            raise RuntimeError("this client is closed")
+            raise self._closed_error()
         running = asyncio._get_running_loop()
         if running is self.loop:
             coro.close()
@@ -150,7 +154,7 @@ class SharedLoop:
     def stop(self) -> None:
         """Stop the background thread and close the loop, once no thread runs it; stopping twice is harmless.
 
-        Work still handed over and never run then fails with RuntimeError.
+        Work still handed over and never run then fails with the ``closed`` exception.
 
         Raises:
             RuntimeError: called from the loop itself (a callback).
@@ -163,16 +167,7 @@ class SharedLoop:
             self._state.notify_all()
             if self._runner == self._thread.ident:
                 self.loop.call_soon_threadsafe(self._stop_background)
-        self._thread.join()
-        with self._state:
-            while self._runner is not None:  # another thread still runs it
-                self._state.wait()
-            self._runner = threading.get_ident()  # for good: no thread takes it from now on
-            self._closed = True
-            self._state.notify_all()
-        # Every thread has let go: finish the loop's clean-up here, then close it.
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
+        self._thread.join()  # the background thread closes the loop before it ends (see _close)
 
     # -- whose turn ---------------------------------------------------------------
 
@@ -197,7 +192,11 @@ class SharedLoop:
         Args:
             may_run: this thread may run the loop (it runs no loop of its own).
         """
-        done: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        with self._state:  # not once the loop is closed (see _close)
+            if self._closed:
+                coro.close()
+                raise self._closed_error()
+            done: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         done.add_done_callback(self._wake)
         background = self._thread.ident
         asked = -1  # the background thread's turn at the loop that was asked to give it back
@@ -206,9 +205,8 @@ class SharedLoop:
             with self._state:
                 self._waiting += 1
                 try:
+                    # Once closed, the background thread ends the work handed over: wait for that.
                     while not done.done():
-                        if self._closed:
-                            raise RuntimeError("this client is closed")
                         if self._runner is None and may_run:
                             self._runner = threading.get_ident()
                             ran = True
@@ -216,7 +214,7 @@ class SharedLoop:
                         if self._runner is None:  # only the background thread can run it for us
                             self._wanted = True
                             self._state.notify_all()
-                        elif self._runner == background and may_run and asked != self._turns:
+                        elif self._runner == background and may_run and asked != self._turns and not self._stopping:
                             asked = self._turns
                             self.loop.call_soon_threadsafe(self._stop_background)
                         self._state.wait()
@@ -229,8 +227,10 @@ class SharedLoop:
                 finally:
                     self._let_go()
         except BaseException:
-            done.cancel()  # Ctrl-C while waiting, or closed: the work is cancelled on the loop too
+            done.cancel()  # Ctrl-C while waiting: the work is cancelled on the loop too
             raise
+        if done.cancelled() and self._closed:
+            raise self._closed_error()  # cancelled by _close
         return done.result()
 
     def _wake(self, _: object) -> None:
@@ -238,8 +238,8 @@ class SharedLoop:
             self._state.notify_all()
 
     def _stop_background(self) -> None:
-        # Queued from another thread; by the time it runs, the loop may run in yet another.
-        if threading.get_ident() == self._thread.ident:
+        # Queued from another thread; by the time it runs, the loop may run in yet another, or be closing.
+        if threading.get_ident() == self._thread.ident and not self._closed:
             self.loop.stop()
 
     # -- running it --------------------------------------------------------------------
@@ -305,7 +305,7 @@ class SharedLoop:
             with state:
                 while True:
                     if self._stopping:
-                        return
+                        break
                     if self._runner is None:
                         idle = time.monotonic() - self._free_since
                         if self._wanted or idle >= self._idle_s:
@@ -313,6 +313,8 @@ class SharedLoop:
                         state.wait(self._idle_s - idle)
                     else:
                         state.wait(self._idle_s)
+                if self._stopping:
+                    break
                 self._runner = me
                 self._wanted = False
                 self._turns += 1
@@ -320,10 +322,43 @@ class SharedLoop:
                 self.loop.run_forever()  # until a thread wants the loop back (_stop_background)
             finally:
                 self._let_go()
+        self._close()
+
+    def _close(self) -> None:
+        """Once every thread has let go of the loop, take it for good, end what is on it and close it.
+
+        Here, in the background thread, which runs no other loop: the thread calling
+        :meth:`stop` may run one (Jupyter), where running this loop would raise.
+        Work handed over before that is run to its end, or cancelled as ``asyncio.run``
+        cancels what is left (its thread then gets the ``closed`` exception).
+        """
+        with self._state:
+            while self._runner is not None:  # another thread still runs it
+                self._state.wait()
+            self._runner = threading.get_ident()  # for good: no thread takes it from now on
+            self._closed = True  # and no work is handed over from now on
+        loop = self.loop
+        try:
+            loop.run_until_complete(_end_tasks())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            with self._state:
+                self._state.notify_all()
 
 
 def _nothing() -> None:
     pass
+
+
+async def _end_tasks() -> None:
+    """Cancel the loop's other tasks and wait for them, as ``asyncio.run`` does before it closes its loop."""
+    await asyncio.sleep(0)  # work handed over just before becomes a task
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0)  # their threads' futures are set by callbacks of the tasks'
 
 
 class _Interrupted:

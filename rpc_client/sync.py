@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from .backoff import Backoff
 from .batch import Batch, BatchCall
 from .client import Client, session_of
+from .errors import ClientClosedError
 from .messages import Params, Response, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
 from .sharedloop import SharedLoop
@@ -241,7 +242,8 @@ class SyncClient:
         """Run a coroutine of the client's to its end (see :meth:`SharedLoop.run <.sharedloop.SharedLoop.run>`).
 
         Raises:
-            RuntimeError: the client is closed, or this is a callback on its loop.
+            ClientClosedError: the client is closed.
+            RuntimeError: this is a callback on its loop.
         """
         return self._shared.run(coro)
 
@@ -371,7 +373,12 @@ def connect_sync(
     """
     if options.get("connector") is None:
         check_url(url)  # before a thread is started for nothing
-    shared = SharedLoop(loop_factory, name=f"rpc_client loop for {url}")
+    # After close(), a call fails as the async client's does.
+    shared = SharedLoop(
+        loop_factory,
+        name=f"rpc_client loop for {url}",
+        closed=lambda: ClientClosedError(f"the client for {url} is closed"),
+    )
     try:
         client = shared.run(_connected(url, options))
     except BaseException:

@@ -212,7 +212,7 @@ async def test_the_sync_facade_calls_from_a_plain_thread(server):
                 client.call("nope")
             with pytest.raises(TimeoutError):
                 client.call("sleep", 5, timeout=0.05)
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(ClientClosedError, match="closed"):
             client.call("add", 1, 1)
         return product, difference, batch
 

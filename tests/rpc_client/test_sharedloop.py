@@ -12,14 +12,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from rpc_client import CallTimeout, RpcError, SyncClient, connect_sync
+from rpc_client import (
+    CallTimeout,
+    ClientClosedError,
+    ConnectError,
+    ConnectionLost,
+    RpcError,
+    SyncClient,
+    connect_sync,
+)
 from rpc_server import Context, Registry, builtin_tools
 from rpc_server.testing import ServerThread
 
@@ -232,3 +242,149 @@ def test_ctrl_c_in_the_main_thread_cancels_the_call_and_the_client_goes_on(
         assert client.call("multiply", 3, 4) == 12
         with pytest.raises(RpcError, match="Method not found"):
             client.call("nope")
+
+
+def test_many_threads_calling_one_client_at_once_each_get_their_own_answers(held: tuple[Held, ServerThread]) -> None:
+    """Eight threads call at once (plain calls, calls overlapping on the server, batches): each gets its own answers."""
+    _, server = held
+    threads = 8
+    with connect_sync(server.url, timeout=WAIT) as client:
+        start = threading.Barrier(threads)
+
+        def work(t: int) -> list[Any]:
+            start.wait(WAIT)
+            got: list[Any] = []
+            for i in range(60):
+                if i % 10 == 0:
+                    got.append(client.batch_call([("multiply", [i, t]), ("add", [i, t])]))
+                elif i % 3 == 0:
+                    got.append(client.call("sleep", 0.002, [t, i]))
+                else:
+                    got.append(client.call("multiply", i, t))
+            return got
+
+        running = [in_thread(lambda t=t: work(t)) for t in range(threads)]  # type: ignore[misc]
+        for thread, _ in running:
+            thread.join(WAIT)
+        for t, (thread, outcome) in enumerate(running):
+            assert not thread.is_alive()
+            expected = [[i * t, i + t] if i % 10 == 0 else [t, i] if i % 3 == 0 else i * t for i in range(60)]
+            assert outcome == [expected]
+        assert client.in_flight == 0
+
+
+def test_calls_timing_out_in_several_threads_at_once_each_raise_call_timeout(held: tuple[Held, ServerThread]) -> None:
+    """Each thread's call times out on its own (whichever thread runs the loop), and the client goes on."""
+    _, server = held
+    with connect_sync(server.url, timeout=WAIT) as client:
+        running = [in_thread(lambda: client.call("wait_for_cancel", timeout=0.2)) for _ in range(4)]
+        for thread, _ in running:
+            thread.join(WAIT)
+        for thread, outcome in running:
+            assert not thread.is_alive()
+            assert len(outcome) == 1 and isinstance(outcome[0], CallTimeout), outcome
+        assert client.in_flight == 0
+        assert client.call("multiply", 3, 4) == 12
+
+
+def test_the_server_closing_fails_every_thread_s_call_with_connection_lost(held: tuple[Held, ServerThread]) -> None:
+    """The connection closed by the server while threads wait: each call fails with ConnectionLost, none hangs."""
+    _, server = held
+    with connect_sync(server.url, timeout=WAIT) as client:
+        running = [in_thread(lambda: client.call("wait_for_cancel")) for _ in range(3)]
+        until(lambda: client.in_flight == 3, "three calls in flight")
+        server.call(lambda: [connection.close() for connection in list(server.server.connections)])
+        for thread, _ in running:
+            thread.join(WAIT)
+        for thread, outcome in running:
+            assert not thread.is_alive()
+            assert len(outcome) == 1 and isinstance(outcome[0], ConnectionLost), outcome
+        assert client.in_flight == 0
+
+
+def test_close_from_another_thread_fails_the_calls_waiting_and_every_call_after(
+    held: tuple[Held, ServerThread],
+) -> None:
+    """close() while threads wait on calls: each fails with ClientClosedError, as does a call after; the loop closes."""
+    _, server = held
+    client = connect_sync(server.url, timeout=WAIT)
+    running = [in_thread(lambda: client.call("wait_for_cancel")) for _ in range(3)]
+    until(lambda: client.in_flight == 3, "three calls in flight")
+    client.close()
+    for thread, _ in running:
+        thread.join(WAIT)
+    for thread, outcome in running:
+        assert not thread.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
+    with pytest.raises(ClientClosedError):
+        client.call("add", 1, 2)
+    with pytest.raises(ClientClosedError):
+        client.batch_call([("add", [1, 2])])
+    assert client._shared.loop.is_closed() and not client._shared._thread.is_alive()
+    client.close()  # twice: harmless
+
+
+def test_close_racing_threads_that_keep_calling_ends_each_with_client_closed_error(
+    held: tuple[Held, ServerThread],
+) -> None:
+    """Threads calling in a loop while another closes the client: every one stops with ClientClosedError, none hangs."""
+    _, server = held
+    client = connect_sync(server.url, timeout=WAIT)
+    answered = [0] * 4
+
+    def keep_calling(t: int) -> None:
+        i = 0
+        while True:
+            handover = i % 7 == 0  # now and then a coroutine handed over rather than the fast path
+            got = client.batch_call([("multiply", [i, 2])])[0] if handover else client.call("multiply", i, 2)
+            assert got == 2 * i
+            answered[t] += 1
+            i += 1
+
+    running = [in_thread(lambda t=t: keep_calling(t)) for t in range(4)]  # type: ignore[misc]
+    until(lambda: min(answered) >= 20, "every thread answered a few times")
+    client.close()
+    for thread, _ in running:
+        thread.join(WAIT)
+    for thread, outcome in running:
+        assert not thread.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError), outcome
+    assert client._shared.loop.is_closed()
+
+
+def test_connect_sync_inside_a_running_event_loop_calls_and_closes_its_own_loop() -> None:
+    """connect_sync() used and closed inside asyncio.run (as in a Jupyter cell): the calls answer, the loop closes."""
+    with ServerThread(builtin_tools()) as server:
+
+        async def notebook_cell() -> tuple[SyncClient, Any]:
+            with connect_sync(server.url, timeout=WAIT) as client:
+                answers = (
+                    client.call("multiply", 3, 4),
+                    client.batch_call([("add", [1, 2])]),
+                    list(client.stream("count", 2)),
+                )
+            return client, answers
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "coroutine ... was never awaited" among others
+            client, answers = asyncio.run(notebook_cell())
+        assert answers == (12, [3], [1, 2])
+        assert client._shared.loop.is_closed() and not client._shared._thread.is_alive()
+
+
+def test_connect_sync_failing_inside_a_running_event_loop_raises_connect_error() -> None:
+    """A connection refused inside asyncio.run raises ConnectError (not RuntimeError), and the loop is closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the connection is tried: refused
+
+    async def notebook_cell() -> None:
+        connect_sync(f"ws://127.0.0.1:{port}/ws", timeout=WAIT)
+
+    before = {t for t in threading.enumerate() if t.name.startswith("rpc_client loop")}
+    with pytest.raises(ConnectError):
+        asyncio.run(notebook_cell())
+    leftover = {t for t in threading.enumerate() if t.name.startswith("rpc_client loop")} - before
+    for thread in leftover:
+        thread.join(WAIT)
+        assert not thread.is_alive()
