@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -28,6 +29,7 @@ from .errors import ProtocolError, RpcError
 
 __all__ = [
     "Members",
+    "NestedTooDeep",
     "Params",
     "Response",
     "batch_messages",
@@ -66,29 +68,64 @@ _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
 _NINETEEN_NINES = b"9" * 19
 
 
+# How deep the standard library's parser and writer go (Python's recursion limit; orjson stops at 1,024
+# to read and 255 to write, and hands over to them): said in errors, not enforced here.
+_DEPTH = "about 1,000"
+
+
+class NestedTooDeep(ValueError):
+    """A message from the server nested deeper than the JSON parser reads (review F1).
+
+    What could be found without parsing it is kept, so that the rest of the
+    connection goes on: ``ids``, the request ids of the answers too deep to read;
+    ``readable``, for a batch's array, its other members, decoded.
+    """
+
+    def __init__(self, ids: list[Any], readable: list[Any]) -> None:
+        super().__init__(f"the message is nested more than {_DEPTH} levels deep")
+        self.ids = ids
+        self.readable = readable
+
+
 def encode(value: Any) -> bytes:
     """A value as JSON, in UTF-8.
 
     Raises:
         TypeError: it is not JSON (a set, an object...).
-        ValueError: it holds NaN or infinity, or a string that is not Unicode text.
+        ValueError: it holds NaN or infinity, or a string that is not Unicode text, or it is nested
+            more than about 1,000 levels deep.
     """
     try:
         data = _dumps(value, option=_OPTIONS)
     except _EncodeError:
-        return _std_dumps(value).encode()
+        return _std_encode(value)
     if b"null" in data:
         # orjson writes NaN and infinity as null: the standard library decides (a rare, slower path).
-        return _std_dumps(value).encode()
+        return _std_encode(value)
     return data
+
+
+def _std_encode(value: Any) -> bytes:
+    try:
+        return _std_dumps(value).encode()
+    except RecursionError:
+        raise ValueError(f"cannot write a value nested more than {_DEPTH} levels deep as JSON") from None
 
 
 def decode(data: bytes | str) -> Any:
     """A message from the server, decoded.
 
     Raises:
+        NestedTooDeep: it is nested deeper than the parser reads (a ValueError).
         ValueError: it is not JSON (UnicodeDecodeError: not UTF-8).
     """
+    try:
+        return _parse(data)
+    except RecursionError:
+        raise _too_deep(data) from None
+
+
+def _parse(data: bytes | str) -> Any:
     # orjson reads an integer past 64 bits as a float, losing digits: json reads it exactly.
     raw = data.encode("utf-8", "surrogatepass") if type(data) is str else data
     if _NINETEEN_NINES in raw.translate(_DIGITS_AS_NINES):  # type: ignore[union-attr]
@@ -98,6 +135,82 @@ def decode(data: bytes | str) -> Any:
     except _DecodeError:
         # orjson refuses what json reads (NaN, Infinity): keep json's rules.
         return json.loads(data)
+
+
+# A JSON string, a bracket or a comma: enough to find a value's members without parsing them.
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+_MEMBER = re.compile(r'\s*("[^"\\]*(?:\\.[^"\\]*)*")\s*:(.*)\Z', re.DOTALL)
+_NO_ID = object()
+
+
+def _too_deep(data: bytes | str) -> NestedTooDeep:
+    """What can be read of a message too deep to parse: the ids it answers, a batch's other members.
+
+    Raises:
+        ValueError: it is not JSON after all.
+    """
+    text = data if type(data) is str else data.decode()  # type: ignore[union-attr]
+    found = _top_level(text)
+    if found is None or found[0] == "{":
+        id = _id_of(text)
+        return NestedTooDeep([] if id is _NO_ID else [id], [])
+    ids: list[Any] = []
+    readable: list[Any] = []
+    for member in found[1]:
+        try:
+            readable.append(_parse(member))
+        except RecursionError:
+            id = _id_of(member)
+            if id is not _NO_ID:
+                ids.append(id)
+    return NestedTooDeep(ids, readable)
+
+
+def _top_level(text: str) -> tuple[str, list[str]] | None:
+    """The opening bracket of the array or object in ``text``, and its members' texts; None if it is neither.
+
+    With no recursion, however deep the members are (a scan of strings and brackets).
+    """
+    start = len(text) - len(text.lstrip())
+    if text[start : start + 1] not in ("[", "{"):
+        return None
+    depth = 0
+    begin = start
+    members: list[str] = []
+    for token in _TOKENS.finditer(text, start):
+        char = text[token.start()]
+        if char in "[{":
+            depth += 1
+            if depth == 1:
+                begin = token.end()
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                if text[begin : token.start()].strip():
+                    members.append(text[begin : token.start()])
+                return text[start], members
+        elif char == "," and depth == 1:
+            members.append(text[begin : token.start()])
+            begin = token.end()
+    return None
+
+
+def _id_of(text: str) -> Any:
+    """The ``id`` member of the object in ``text``, found without parsing the rest; _NO_ID if none is found."""
+    found = _top_level(text)
+    if found is None or found[0] != "{":
+        return _NO_ID
+    for member in found[1]:
+        match = _MEMBER.match(member)
+        if match is None:
+            continue
+        try:
+            if json.loads(match[1]) == "id":
+                id = json.loads(match[2])
+                return id if id is None or type(id) in (int, float, str) else _NO_ID
+        except (ValueError, RecursionError):
+            return _NO_ID
+    return _NO_ID
 
 
 def params_from(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Params:

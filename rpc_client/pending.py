@@ -346,6 +346,23 @@ class PendingCalls:
         else:
             self._resolve_one(message)
 
+    def fail_answered(self, id: Any, exc: ProtocolError) -> None:
+        """Fail the call (or batch member) whose answer came but cannot be read, with ``exc``; others are untouched."""
+        key = _key(id)
+        if key is None:
+            return
+        call = self._calls.pop(key, None)
+        if call is not None:
+            future = _future_of(call)
+            if not future.done():
+                future.set_exception(exc)
+            return
+        batch = self._batch_of(key) if self._batches else None
+        if batch is not None:
+            batch.settle(key, exc)
+            if not batch.left:
+                self._batches.remove(batch)
+
     def fail_all(self, exc: BaseException) -> None:
         """Fail every pending call and subscription with (a copy of) ``exc`` and empty the tables."""
         calls, self._calls = self._calls, {}

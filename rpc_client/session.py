@@ -35,6 +35,7 @@ from .errors import (
 )
 from .messages import (
     Members,
+    NestedTooDeep,
     Params,
     Response,
     batch_messages,
@@ -382,14 +383,28 @@ class Session:
         """Every message received goes to the correlation table."""
         try:
             decoded = decode(message)
+        except NestedTooDeep as exc:
+            self._too_deep(exc)
+            return
         except ValueError:
             logger.warning("dropping a message that is not JSON: %.200r", message)
             return
+        self._resolve(decoded)
+
+    def _resolve(self, decoded: Any) -> None:
         try:
             self.pending.resolve(decoded)
         except Exception:
             # A user's callback (on_unmatched_error) failing is no fault of the connection.
             logger.exception("a callback failed on a message from %s; reading on", self.url)
+
+    def _too_deep(self, exc: NestedTooDeep) -> None:
+        """A message too deep to read fails the calls it answers, and no other (review F1)."""
+        logger.warning("%s from %s; the calls it answers fail: %r", exc, self.url, exc.ids)
+        for id in exc.ids:
+            self.pending.fail_answered(id, ProtocolError(f"the answer to request id {id!r} cannot be read: {exc}"))
+        if exc.readable:
+            self._resolve(exc.readable)
 
     def _lost(self, link: Link) -> None:
         if self.link is not link or self.closed:

@@ -45,7 +45,7 @@ from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatu
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode, apply_mask
 from websockets.http11 import USER_AGENT, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.typing import Origin, Subprotocol
 
 from .credentials import AUTH_STATUSES, refusal
@@ -53,13 +53,29 @@ from .errors import ConnectError, ConnectionLost
 from .transport import OnLost, OnMessage
 from .url import check_url
 
-__all__ = ["WebSocketConnection", "connect"]
+__all__ = ["WebSocketConnection", "connect", "describe_close"]
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _OPEN = State.OPEN
 _MASKS = 4096  # bytes of os.urandom drawn at a time: masks for 1,024 frames
 _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
+
+
+def describe_close(ws: Protocol) -> str:
+    """Where a WebSocket connection is in its closing, as a phrase for error messages.
+
+    Once closed, the close frames received and sent; while closing, the same so far
+    (review F5: not "it is still open"); else that it is not closed.
+    """
+    if ws.state is State.CLOSED:
+        return str(ws.close_exc)
+    if ws.state is State.CLOSING:
+        frames = [f"{how} {frame}" for how, frame in (("received", ws.close_rcvd), ("sent", ws.close_sent)) if frame]
+        return "closing: " + "; then ".join(frames) if frames else "closing"
+    if ws.state is State.CONNECTING:
+        return "it is not open yet"
+    return "it is still open"
 
 
 class WebSocketConnection(asyncio.Protocol):
@@ -169,7 +185,7 @@ class WebSocketConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Queue one text message; the messages of this loop turn leave in one write."""
         if self.ws.state is not _OPEN:
-            raise ConnectionLost(f"the connection to {self.url} is closed ({self.close_reason})")
+            raise ConnectionLost(f"the connection to {self.url} is no longer open ({self.close_reason})")
         if self._raw_frames:
             frame = self._text_frame(data)
         else:
@@ -213,9 +229,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     @property
     def close_reason(self) -> str:
-        if self.ws.state is not State.CLOSED:
-            return "it is still open"
-        return str(self.ws.close_exc)
+        return describe_close(self.ws)
 
     async def close(self) -> None:
         """Close with the closing handshake; past ``close_timeout`` the socket is cut."""

@@ -20,10 +20,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.protocol import State
 
 from .credentials import AUTH_STATUSES, refusal
 from .errors import ConnectError, ConnectionLost
+from .websocket import describe_close
 
 __all__ = ["WebSocketTransport", "connect"]
 
@@ -59,10 +59,7 @@ class WebSocketTransport:
 
     @property
     def close_reason(self) -> str:
-        protocol = self._ws.protocol
-        if protocol.state is not State.CLOSED:
-            return "it is still open"
-        return str(protocol.close_exc)
+        return describe_close(self._ws.protocol)
 
     async def close(self) -> None:
         await self._ws.close()

@@ -13,6 +13,7 @@ from jsonrpcclient import notification, parse, request
 
 from rpc_client.messages import (
     Members,
+    NestedTooDeep,
     batch_messages,
     cancel_message,
     decode,
@@ -185,3 +186,69 @@ def test_what_is_not_json_is_a_value_error(data):
         json.loads(data)
     with pytest.raises(ValueError):
         decode(data)
+
+
+def _nest(levels: int, inner: str = "[]") -> str:
+    return "[" * levels + inner + "]" * levels
+
+
+DEEP = _nest(3000)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ('{"jsonrpc": "2.0", "result": ' + DEEP + ', "id": 7}', [7]),
+        ('{"id": "s-1", "jsonrpc": "2.0", "result": ' + DEEP + "}", ["s-1"]),
+        # Brackets, commas, quotes and a key "id" inside strings and nested values are no members of the answer.
+        ('{"jsonrpc": "2.0", "result": [' + DEEP + ', "], \\"id\\": 1, {", {"id": 2}], "id": 3}', [3]),
+        ('{"jsonrpc": "2.0", "method": "progress", "params": ' + DEEP + "}", []),  # no id: nothing to fail
+        ('{"jsonrpc": "2.0", "result": ' + DEEP + ', "id": ' + DEEP + "}", []),  # no id of ours
+    ],
+    ids=["id-last", "id-first", "decoys", "notification", "deep-id"],
+)
+def test_an_answer_too_deep_to_parse_names_the_id_it_answers(text, ids):
+    """decode() raises NestedTooDeep (a ValueError) with the id found by scanning, not parsing, the answer."""
+    for message in (text, text.encode()):
+        with pytest.raises(NestedTooDeep) as raised:
+            decode(message)
+        assert isinstance(raised.value, ValueError)
+        assert (raised.value.ids, raised.value.readable) == (ids, [])
+        assert "nested more than about 1,000 levels deep" in str(raised.value)
+
+
+def test_a_batch_answer_with_a_member_too_deep_keeps_its_other_members():
+    """In a batch's array, the members that can be read are decoded; the deep one is named by its id."""
+    shallow = [{"jsonrpc": "2.0", "result": "a, [b]", "id": 1}, {"jsonrpc": "2.0", "error": {"code": 1}, "id": 3}]
+    text = (
+        f"[{json.dumps(shallow[0])}, "
+        + '{"jsonrpc": "2.0", "result": '
+        + DEEP
+        + f', "id": 2}}, {json.dumps(shallow[1])}, '
+        + _nest(2000, "{}")
+        + "]"
+    )
+    with pytest.raises(NestedTooDeep) as raised:
+        decode(text)
+    assert raised.value.ids == [2]
+    assert raised.value.readable == shallow
+
+
+def test_a_message_as_deep_as_the_parser_reads_is_still_decoded():
+    """Nesting within the parsers' reach decodes as before: the scan is only for what they refuse."""
+    text = '{"jsonrpc": "2.0", "result": ' + _nest(500) + ', "id": 1}'
+    assert decode(text) == json.loads(text)
+
+
+def test_a_value_too_deep_to_write_is_refused_with_value_error():
+    """encode() of params nested past the writer's reach raises ValueError (not RecursionError), naming the depth."""
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ValueError, match="nested more than about 1,000 levels deep") as raised:
+        encode({"params": value})
+    assert not isinstance(raised.value, RecursionError)
+    shallow: list = []
+    for _ in range(200):
+        shallow = [shallow]
+    assert json.loads(encode(shallow)) == shallow
