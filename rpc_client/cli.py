@@ -268,8 +268,14 @@ def _finite(text: str) -> float:
 
 
 def _loads(text: str) -> Any:
-    """JSON as a call may carry it: no NaN or Infinity (ValueError), no number past a double's range (UsageError)."""
-    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    """JSON as a call may carry it: no NaN or Infinity (ValueError), no number past a double's range (UsageError).
+
+    Nor nesting past what the parser reads (UsageError), which would not be sent either.
+    """
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise UsageError("a JSON value nested more than about 1,000 levels deep cannot be sent") from None
 
 
 def parse_params(args: Sequence[str]) -> Params:
