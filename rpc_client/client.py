@@ -61,6 +61,8 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from jsonrpcclient import Ok
+
 from . import streams
 from .backoff import Backoff
 from .batch import Batch
@@ -290,7 +292,7 @@ class Client:
             ProtocolError: the server's answer (or a progress report) is not JSON-RPC 2.0
                 as this client reads it; StreamError, when parts were lost.
         """
-        params = params_from(args, kwargs)
+        params = params_from(args, kwargs) if kwargs else args
         if progress is not None:
             return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
         session = self._session
@@ -306,6 +308,8 @@ class Client:
             raise
         if timer is not None:
             timer.cancel()
+        if type(response) is Ok:
+            return response[0]  # the result; as unwrap() reads it, one call less
         return unwrap(response)
 
     async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:

@@ -66,6 +66,7 @@ _DecodeError = orjson.JSONDecodeError
 # answer of 40 kB, where the regex cost twice orjson's parse (issue 13).
 _DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
 _NINETEEN_NINES = b"9" * 19
+_PARAMS_TYPES = frozenset((list, tuple, dict))
 
 
 # How deep the standard library's parser and writer go (Python's recursion limit; orjson stops at 1,024
@@ -126,6 +127,7 @@ def decode(data: bytes | str) -> Any:
 
 
 def _parse(data: bytes | str) -> Any:
+    """As :func:`decode`, but a message too deep raises RecursionError."""
     # orjson reads an integer past 64 bits as a float, losing digits: json reads it exactly.
     raw = data.encode("utf-8", "surrogatepass") if type(data) is str else data
     if _NINETEEN_NINES in raw.translate(_DIGITS_AS_NINES):  # type: ignore[union-attr]
@@ -277,7 +279,12 @@ def request_bytes(method: str, params: Params, id: int, stream: bool = False) ->
     Raises:
         TypeError, ValueError: as :func:`request_object` and :func:`encode`.
     """
-    return encode(request_object(method, params, id, stream))
+    if stream or type(method) is not str or (params is not None and type(params) not in _PARAMS_TYPES):
+        return encode(request_object(method, params, id, stream))
+    # The usual call, built here as request_object() builds it (two calls less; the tests compare them).
+    if params:
+        return encode({"jsonrpc": "2.0", "method": method, "params": params, "id": id})
+    return encode({"jsonrpc": "2.0", "method": method, "id": id})
 
 
 @dataclass(slots=True)

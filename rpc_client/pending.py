@@ -198,11 +198,12 @@ class PendingCalls:
         Raises:
             ValueError: the id is already waiting for its answer.
         """
-        if id in self:
+        calls = self._calls
+        if id in calls or (self._batches and self._batch_of(id) is not None):
             raise ValueError(f"request id {id!r} is already waiting for its answer")
         if future is None:
             future = asyncio.get_running_loop().create_future()
-        self._calls[id] = future
+        calls[id] = future
         return future
 
     def discard(self, id: int, future: asyncio.Future[Response]) -> bool:
@@ -315,7 +316,9 @@ class PendingCalls:
 
     def resolve(self, message: Any) -> None:
         """Hand a decoded message (a Response object, a batch's array of them, or a notification) to its callers."""
-        if isinstance(message, list):
+        if type(message) is dict and "method" not in message:  # an answer: the usual message, first
+            self._resolve_one(message)
+        elif isinstance(message, list):
             if self._batches and self._whole_batch(message):
                 return
             groups: set[int] = set()
@@ -413,7 +416,8 @@ class PendingCalls:
                 self._orphaned(key, obj)
             return group
         try:
-            response = response_from(obj)
+            # A success, the usual answer, read here (one call less); anything else as response_from() reads it.
+            response = Ok(obj["result"], id) if "result" in obj else response_from(obj)
         except (KeyError, TypeError, AttributeError):
             future.set_exception(
                 ProtocolError(f"the answer to request id {key!r} is not a JSON-RPC 2.0 response: {_short(obj)}")

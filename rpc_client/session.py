@@ -495,8 +495,10 @@ class _Deadlines:
     ) -> None:
         """Fail ``future`` with CallTimeout unless it is done within ``seconds`` (on ``loop``, running or not)."""
         futures = self._futures
-        while futures and futures[0].done():
-            self._pop()
+        while futures and futures[0].done():  # answered: they leave as they reach the head
+            self._whens.popleft()
+            futures.popleft()
+            self._methods.popleft()
         if seconds != self._seconds:
             if futures or seconds == math.inf:
                 # Another timeout than the queued calls': they would not expire in order.

@@ -123,6 +123,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._lost = False
         self._failed = False  # by us, for a message that is not UTF-8
+        self._fed = False  # websockets was given something in this read (it may have frames to send)
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -140,7 +141,10 @@ class WebSocketConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._wrote_at_once = False
         if self._own_frames:
+            self._fed = False
             self._read_frames(data)
+            if not self._fed:
+                return  # websockets saw none of this read: it has nothing to send, its state is unchanged
         else:
             self._to_protocol(data)
             # Once open, with no extension and no partial frame left in websockets' buffer,
@@ -267,6 +271,7 @@ class WebSocketConnection(asyncio.Protocol):
     # -- internals ---------------------------------------------------------------
 
     def _to_protocol(self, data: bytes) -> None:
+        self._fed = True
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -313,10 +318,21 @@ class WebSocketConnection(asyncio.Protocol):
                 break  # the rest of this frame is still to come
             if simple:
                 payload = buffer[at + head : stop]
-                if first == 0x81:
-                    self._deliver_text(payload)
-                else:
+                if first == 0x82:
                     self._deliver(payload)
+                else:
+                    # Open and not failed (or it would not be simple): what _deliver_text() and _deliver()
+                    # do, without their two calls and checks for each answer.
+                    try:
+                        text = payload.decode()
+                    except UnicodeDecodeError:
+                        self._deliver_text(payload)  # fails the connection, as RFC 6455 asks
+                    else:
+                        on_message = self._on_message
+                        if on_message is None:
+                            self._early.append(text)
+                        else:
+                            on_message(text)
             else:
                 if stop > end:
                     stop = end  # websockets takes what came, and waits for the rest itself
@@ -382,7 +398,7 @@ class WebSocketConnection(asyncio.Protocol):
             # RFC 6455 section 8.1: a text message that is not UTF-8 fails the connection,
             # and section 7.1.7: nothing more is processed, not even frames of the same read.
             self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text frame")
-            self._failed = True
+            self._failed = self._fed = True
             return
         self._deliver(text)
 

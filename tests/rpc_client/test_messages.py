@@ -72,6 +72,7 @@ def _slow(obj: object) -> object:
 def test_requests_and_notifications_are_what_jsonrpcclient_and_json_make(params):
     """For every kind of params, the bytes built here decode to what jsonrpcclient's request() plus json.dumps gives."""
     assert json.loads(request_bytes("method", params, 7)) == _slow(request("method", params, id=7))
+    assert request_bytes("method", params, 7) == encode(request_object("method", params, 7))  # fast way = general
     assert json.loads(notification_bytes("method", params)) == _slow(notification("method", params))
     streamed = json.loads(request_bytes("method", params, 8, stream=True))
     assert streamed == {**_slow(request("method", params, id=8)), "stream": True}
