@@ -25,11 +25,10 @@ it finish, and then raises KeyboardInterrupt, never in the middle of a callback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -62,7 +61,10 @@ class SharedLoop:
         self.loop = (loop_factory or asyncio.new_event_loop)()
         self._closed_error = closed
         self._idle_s = idle_s
-        self._state = threading.Condition(threading.Lock())
+        # The condition's own lock, entered directly where no wait is needed: the same lock,
+        # without Condition's two Python-level calls, twice on every call (issue 13).
+        self._lock = threading.Lock()
+        self._state = threading.Condition(self._lock)
         self._runner: int | None = None  # the ident of the thread running the loop now
         self._free_since = time.monotonic()
         self._waiting = 0  # threads waiting for work they handed over
@@ -173,14 +175,14 @@ class SharedLoop:
 
     def _take(self) -> bool:
         """Become the thread running the loop, if no thread runs it now."""
-        with self._state:
+        with self._lock:
             if self._runner is not None:
                 return False
             self._runner = threading.get_ident()
             return True
 
     def _let_go(self) -> None:
-        with self._state:
+        with self._lock:
             self._runner = None
             self._free_since = time.monotonic()
             if self._waiting or self._stopping:
@@ -268,34 +270,14 @@ class SharedLoop:
         self.loop.call_soon(self.loop.stop)
         self.loop.run_forever()
 
-    @contextlib.contextmanager
-    def _sigint(self) -> Iterator[_Interrupted]:
-        """Within the block, Ctrl-C calls the yielded value's ``then`` (on the first) and wakes the loop.
+    def _sigint(self) -> _Interrupted:
+        """Within its ``with`` block, Ctrl-C calls the value's ``then`` (on the first) and wakes the loop.
 
         Only in the main thread, and only when SIGINT has Python's default handler (which
         raises KeyboardInterrupt wherever the main thread is, in the middle of a callback of
-        the loop too). The value yielded is true once Ctrl-C came: raise KeyboardInterrupt then.
+        the loop too). The value is true once Ctrl-C came: raise KeyboardInterrupt then.
         """
-        interrupted = _Interrupted()
-        if threading.current_thread() is not threading.main_thread() or (
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield interrupted
-            return
-
-        def on_sigint(signum: int, frame: object) -> None:
-            if interrupted:
-                raise KeyboardInterrupt  # a second Ctrl-C: the work did not end on the first
-            interrupted.came = True
-            if interrupted.then is not None:
-                interrupted.then()
-            self.loop.call_soon_threadsafe(_nothing)  # wake the loop from its wait
-
-        signal.signal(signal.SIGINT, on_sigint)
-        try:
-            yield interrupted
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return _Interrupted(self.loop)
 
     def _background(self) -> None:
         """Run the loop whenever no thread has for ``idle_s``, or a thread needs it run and cannot run it itself."""
@@ -362,16 +344,43 @@ async def _end_tasks() -> None:
 
 
 class _Interrupted:
-    """Whether Ctrl-C came while the loop ran, and what to do when it comes (``then``)."""
+    """Whether Ctrl-C came while the loop ran, and what to do when it comes (``then``); see SharedLoop._sigint.
 
-    __slots__ = ("came", "then")
+    A class rather than a generator-based context manager: it is entered on every call, and
+    in any thread but the main one it does nothing at all (issue 13).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_catching", "_loop", "came", "then")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._catching = False
         self.came = False
         self.then: Callable[[], object] | None = None
 
     def __bool__(self) -> bool:
         return self.came
+
+    def __enter__(self) -> _Interrupted:
+        if threading.get_ident() == threading.main_thread().ident and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            signal.signal(signal.SIGINT, self._on_sigint)
+            self._catching = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._catching:
+            self._catching = False
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.came:
+            raise KeyboardInterrupt  # a second Ctrl-C: the work did not end on the first
+        self.came = True
+        if self.then is not None:
+            self.then()
+        self._loop.call_soon_threadsafe(_nothing)  # wake the loop from its wait
 
 
 class Answer:
