@@ -47,6 +47,7 @@ a message with a ``method`` is a notification, never an answer.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import itertools
 import logging
@@ -156,7 +157,10 @@ class PendingCalls:
         self._next = 1
         self._groups = itertools.count(1)
         self._calls: dict[Any, _Call | asyncio.Future[Response]] = {}  # a future alone for a call of expect()
-        self._batches: list[_Batch] = []  # batches awaited whole, each a range of ids
+        # Batches awaited whole, each a range of ids, by its first id; the first ids in order, so that the
+        # batch of an id is found by bisection however many batches wait at once.
+        self._batches: dict[int, _Batch] = {}
+        self._firsts: list[int] = []
         self._subscriptions: dict[Any, Listener] = {}
         self._abandoned: set[Any] = set()  # subscribe calls left before their answer
         self._on_orphan = on_orphan
@@ -175,7 +179,7 @@ class PendingCalls:
         return range(first, first + count)
 
     def __len__(self) -> int:
-        return len(self._calls) + sum(batch.left for batch in self._batches)
+        return len(self._calls) + sum(batch.left for batch in self._batches.values())
 
     def __contains__(self, id: object) -> bool:
         return id in self._calls or self._batch_of(id) is not None
@@ -228,21 +232,27 @@ class PendingCalls:
         """
         if not ids or ids.step != 1:
             raise ValueError(f"a batch's ids are a range of at least one id in steps of 1, not {ids!r}")
-        for batch in self._batches:
+        firsts = self._firsts
+        at = bisect.bisect_left(firsts, ids.start)
+        for neighbour in firsts[max(at - 1, 0) : at + 1]:  # only these two can overlap: the ranges do not
+            batch = self._batches[neighbour]
             if batch.first < ids.stop and ids.start < batch.stop:
                 raise ValueError(f"request ids {ids!r} overlap a batch already waiting for its answers")
-        for id in self._calls:
-            if id in ids:
+        calls = self._calls
+        # Whichever is shorter is walked: the batch's ids, or the calls in flight.
+        for id in ids if len(ids) <= len(calls) else [id for id in calls if id in ids]:
+            if id in calls:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         future: asyncio.Future[list[Response | ProtocolError]] = asyncio.get_running_loop().create_future()
-        self._batches.append(_Batch(future, ids.start, ids.stop, [None] * len(ids), len(ids), raw))
+        self._batches[ids.start] = _Batch(future, ids.start, ids.stop, [None] * len(ids), len(ids), raw)
+        firsts.insert(at, ids.start)
         return future
 
     def discard_batch(self, future: asyncio.Future[Any]) -> list[int]:
         """Forget a batch of :meth:`expect_batch` left before its outcomes; give the ids still unanswered."""
-        for batch in self._batches:
+        for batch in self._batches.values():
             if batch.future is future:
-                self._batches.remove(batch)
+                self._forget_batch(batch)
                 return [batch.first + at for at, outcome in enumerate(batch.outcomes) if outcome is None]
         return []
 
@@ -343,7 +353,7 @@ class PendingCalls:
             for batch in touched:
                 if batch.left:
                     self._fail_batch_members(batch)
-                self._batches.remove(batch)
+                self._forget_batch(batch)
         elif _is_notification(message):
             self._route(message)
         else:
@@ -364,7 +374,7 @@ class PendingCalls:
         if batch is not None:
             batch.settle(key, exc)
             if not batch.left:
-                self._batches.remove(batch)
+                self._forget_batch(batch)
 
     def fail_all(self, exc: BaseException) -> None:
         """Fail every pending call and subscription with (a copy of) ``exc`` and empty the tables."""
@@ -374,8 +384,8 @@ class PendingCalls:
             if not future.done():
                 # A copy each: one instance raised in many tasks would pile up all their tracebacks.
                 future.set_exception(copy.copy(exc))
-        batches, self._batches = self._batches, []
-        for batch in batches:
+        batches, self._batches, self._firsts = self._batches, {}, []
+        for batch in batches.values():
             if not batch.future.done():
                 batch.future.set_exception(copy.copy(exc))
         subscriptions, self._subscriptions = self._subscriptions, {}
@@ -398,7 +408,7 @@ class PendingCalls:
             if batch is not None:  # a member answered alone, not in an array
                 batch.settle(key, obj)  # type: ignore[arg-type]  # an int: _batch_of() found it
                 if not batch.left:
-                    self._batches.remove(batch)
+                    self._forget_batch(batch)
                 return None
             if key in self._abandoned:
                 self._orphaned(key, obj)
@@ -477,10 +487,16 @@ class PendingCalls:
         """The batch still waiting for the answer to request id ``key`` (a table key, see _key), if any."""
         if type(key) is not int:  # a string: no id of a batch's
             return None
-        for batch in self._batches:
-            if batch.waits_for(key):
-                return batch
-        return None
+        firsts = self._firsts
+        at = bisect.bisect_right(firsts, key) - 1
+        if at < 0:
+            return None
+        batch = self._batches[firsts[at]]
+        return batch if batch.waits_for(key) else None
+
+    def _forget_batch(self, batch: _Batch) -> None:
+        del self._batches[batch.first]
+        self._firsts.remove(batch.first)
 
     def _whole_batch(self, message: list[Any]) -> bool:
         """Take an array that answers one whole batch, each id in order, as the outcomes; False if it is not one.
@@ -495,16 +511,16 @@ class PendingCalls:
         if not ids:
             return False
         first = ids[0]
-        for batch in self._batches:
-            if batch.first == first and batch.left == batch.stop - batch.first == len(ids):
-                break
-        else:
-            return False
         # The first must be an int ("id": true equals 1, and is no id of ours); the others, equal to 2 and up, are
         # ints or integral floats, which the general way takes too.
-        if type(first) is not int or ids != list(range(batch.first, batch.stop)):
+        if type(first) is not int:
             return False
-        self._batches.remove(batch)
+        batch = self._batches.get(first)
+        if batch is None or not batch.left == len(batch.outcomes) == len(ids):
+            return False
+        if ids != list(range(batch.first, batch.stop)):
+            return False
+        self._forget_batch(batch)
         outcomes = message if batch.raw else [outcome_from(item) for item in message]
         batch.outcomes, batch.left = outcomes, 0
         if not batch.future.done():

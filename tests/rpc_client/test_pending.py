@@ -330,3 +330,27 @@ async def test_a_lone_call_answered_inside_an_array_leaves_the_other_calls_waiti
         assert (one.result(), two.done()) == (slow_one.result(), slow_two.done()) == (Ok(10, 1), False)
         assert 2 in fast and len(fast) == 1
         fast.discard(2, two)
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_many_batches_waiting_at_once_each_get_their_own_answers(seed):
+    """Fifty batches in flight, answered in any order, each by its array (in order or not): each gets its own."""
+    rng = random.Random(seed)
+    pending = PendingCalls()
+    batches = []
+    for _ in range(50):
+        ids = pending.next_ids(rng.randint(1, 5))
+        pending.next_ids(rng.choice([0, 0, 3]))  # ids given to others in between
+        batches.append((ids, pending.expect_batch(ids, raw=rng.random() < 0.5)))
+    with pytest.raises(ValueError, match="overlap"):
+        pending.expect_batch(range(batches[10][0].start, batches[10][0].stop + 1))
+    for ids, _ in rng.sample(batches, len(batches)):
+        array = [ok(id * 10, id) for id in ids]
+        if rng.random() < 0.5:
+            rng.shuffle(array)  # the general way; in order, the array is taken whole
+        pending.resolve(array if len(array) > 1 or rng.random() < 0.5 else array[0])
+    for ids, future in batches:
+        assert future.done()
+        outcomes = [o if isinstance(o, Ok) else outcome_from(o) for o in future.result()]
+        assert outcomes == [Ok(id * 10, id) for id in ids]
+    assert len(pending) == 0
