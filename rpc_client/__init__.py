@@ -11,14 +11,15 @@ Server push, on this project's server: ``async for part in client.stream("count"
 cancelling the task awaiting a call cancels it on the server.
 
 The layers, each depending only on those below it: :mod:`.cli`;
-:mod:`.sync` (the blocking facade); :mod:`.client` (the public asyncio
+:mod:`.sync` (the blocking facade, on the loop of :mod:`.sharedloop`); :mod:`.client` (the public asyncio
 client); :mod:`.batch`, :mod:`.streams` and :mod:`.subscription`, built on
 the :class:`~rpc_client.exchange.Exchange` of :mod:`.exchange`, which
 :mod:`.session` (connecting, reconnecting, the calls' fast path) provides;
 :mod:`.messages`, :mod:`.pending` and :mod:`.push` (building requests,
 matching answers and pushed notifications to callers; no I/O);
 :mod:`.transport` (the boundary) with :mod:`.websocket` (the default),
-:mod:`.websockets_asyncio` and :mod:`.memory` under it; :mod:`.url`,
+:mod:`.websockets_asyncio` and :mod:`.memory` under it; :mod:`.credentials`
+(the token, headers and TLS of the opening handshake), :mod:`.url`,
 :mod:`.backoff` and :mod:`.errors`.
 """
 
@@ -30,6 +31,7 @@ from .backoff import Backoff
 from .batch import Batch, BatchCall
 from .client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Client
 from .errors import (
+    AuthenticationError,
     CallTimeout,
     ClientClosedError,
     ConnectError,
@@ -51,6 +53,7 @@ from .transport import Connector, Transport
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "AuthenticationError",
     "Backoff",
     "Batch",
     "BatchCall",

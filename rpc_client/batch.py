@@ -9,8 +9,8 @@ from typing import Any
 from jsonrpcclient import Error, Ok
 
 from .errors import ProtocolError
-from .exchange import Entry, Exchange
-from .messages import outcome_from, outcome_value, params_from, request_object
+from .exchange import Exchange
+from .messages import Members, check_request, outcome_from, outcome_value, params_from
 
 __all__ = ["Batch", "BatchCall"]
 
@@ -56,7 +56,7 @@ class Batch:
     def __init__(self, exchange: Exchange, timeout: float | None = None) -> None:
         self._exchange = exchange
         self._timeout = timeout
-        self._entries: list[Entry] = []
+        self._members = Members()
         self._calls = 0
         self._outcomes: list[Any] | None = None  # the answers, in the order of the calls, once in
         self._sent = False
@@ -68,14 +68,21 @@ class Batch:
             TypeError: params given both by position and by name, or not a list or dict (nothing is added).
         """
         # Checked now, where the mistake is; the batch gives it an id when it is sent.
-        self._entries.append((request_object(method, params_from(args, kwargs), None), True))
+        params = params_from(args, kwargs) if kwargs else args
+        if type(method) is not str:
+            check_request(method, params)
+        members = self._members
+        members.methods.append(method)
+        members.params.append(params)
         handle = BatchCall(method, self, self._calls)
         self._calls += 1
         return handle
 
     def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Add a notification."""
-        self._entries.append((request_object(method, params_from(args, kwargs), None), False))
+        params = params_from(args, kwargs)
+        check_request(method, params)
+        self._members.add(method, params, call=False)
 
     async def send(self) -> list[Any]:
         """Send the batch and wait for its answers; returns them as :meth:`Client.batch_call` does.
@@ -90,12 +97,14 @@ class Batch:
         if self._sent:
             raise RuntimeError("this batch was already sent")
         self._sent = True
-        self._outcomes = await self._exchange.send_batch(self._entries, self._timeout, raw=True)
+        self._outcomes = await self._exchange.send_batch(self._members, self._timeout, raw=True)
 
     def _value(self, at: int) -> Any:
         """A call's outcome as a value, read from its answer on first asking."""
         assert self._outcomes is not None
         outcome = self._outcomes[at]
+        if type(outcome) is dict and "result" in outcome and "id" in outcome:
+            return outcome["result"]  # a success as the server sent it: read as outcome_from() reads it
         if isinstance(outcome, ProtocolError):
             return outcome
         if isinstance(outcome, Ok | Error):  # the batch went the general way

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -29,13 +30,23 @@ from jsonrpcclient import Error, Ok
 
 from . import describe
 from .client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Client
-from .errors import CallTimeout, ConnectError, InvalidURL, ProtocolError, RpcConnectionError, RpcError
+from .credentials import check_token
+from .errors import (
+    AuthenticationError,
+    CallTimeout,
+    ConnectError,
+    InvalidURL,
+    ProtocolError,
+    RpcConnectionError,
+    RpcError,
+)
 from .messages import Params, Response
 from .progress import ProgressDisplay
 from .url import check_url
 
 __all__ = [
     "DEFAULT_URL",
+    "EXIT_AUTHENTICATION",
     "EXIT_BROKEN_PIPE",
     "EXIT_CONNECTION",
     "EXIT_INTERRUPTED",
@@ -60,6 +71,7 @@ EXIT_RPC_ERROR = 1  # the server answered with an error (or with something that 
 EXIT_USAGE = 2  # argparse's own status for bad usage
 EXIT_CONNECTION = 3  # no connection: refused, unreachable, or lost before the answer
 EXIT_TIMEOUT = 4
+EXIT_AUTHENTICATION = 5  # the server refused the credential (HTTP 401) or the connection (403)
 EXIT_INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 EXIT_BROKEN_PIPE = 141  # and for one ended by SIGPIPE: the reader of stdout went away
 
@@ -83,6 +95,8 @@ examples:
   python -m rpc_client --subscribe clock interval=0.5 --max 3
   python -m rpc_client --list                           the server's methods and topics
   python -m rpc_client --describe divide                params, result, errors and an example
+  RPC_TOKEN=... python -m rpc_client multiply 3 4       with a credential (API key or JWT)
+  python -m rpc_client --url wss://host:8443/ws --cafile ca.pem --token-file token.txt multiply 3 4
 
 Each param is read as JSON when it is JSON (3, 2.5, true, null, [1,2], '"3"'),
 else as a string; name=value params are sent by name. Put -- before params
@@ -95,8 +109,13 @@ stderr; --json and --no-progress send a plain JSON-RPC 2.0 request instead (for
 servers that refuse unknown members). Ctrl-C during a call cancels it on the
 server (rpc.cancel) and exits 130.
 
+A credential (--token, RPC_TOKEN, --token-file) goes as 'Authorization: Bearer
+TOKEN' on the opening request; prefer RPC_TOKEN or --token-file, which other
+users cannot read from the process list.
+
 exit status: 0 ok, 1 the server answered with an error, 2 bad usage,
-3 cannot connect (or the connection was lost), 4 timeout, 130 interrupted,
+3 cannot connect (or the connection was lost), 4 timeout, 5 the server refused
+the credential (or the connection: HTTP 401 or 403), 130 interrupted,
 141 the reader of the output went away.
 """
 
@@ -202,6 +221,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "(with --stream, which needs it, the reports are not shown)",
     )
     add(
+        "--token",
+        metavar="TOKEN",
+        help="the credential (an API key or a JWT), sent as 'Authorization: Bearer TOKEN' (env RPC_TOKEN, "
+        "which, like --token-file, keeps it out of the process list)",
+    )
+    add("--token-file", metavar="PATH", help="read the credential from PATH (the whole file, spaces around it ignored)")
+    add("--cafile", metavar="PATH", help="trust the CA certificates in PATH (PEM) for a wss:// server's certificate")
+    add(
         "--loop",
         default="asyncio",
         choices=["asyncio", "uvloop"],
@@ -241,8 +268,14 @@ def _finite(text: str) -> float:
 
 
 def _loads(text: str) -> Any:
-    """JSON as a call may carry it: no NaN or Infinity (ValueError), no number past a double's range (UsageError)."""
-    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    """JSON as a call may carry it: no NaN or Infinity (ValueError), no number past a double's range (UsageError).
+
+    Nor nesting past what the parser reads (UsageError), which would not be sent either.
+    """
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise UsageError("a JSON value nested more than about 1,000 levels deep cannot be sent") from None
 
 
 def parse_params(args: Sequence[str]) -> Params:
@@ -532,10 +565,13 @@ def _what(args: argparse.Namespace, calls: list[tuple[str, Params]] | None) -> s
     return repr(args.method)
 
 
-async def _run(args: argparse.Namespace, calls: list[tuple[str, Params]] | None, params: Params) -> int:
-    """The command, within --timeout from its start, connecting included."""
+async def _run(
+    args: argparse.Namespace, calls: list[tuple[str, Params]] | None, params: Params, options: dict[str, Any]
+) -> int:
+    """The command, within --timeout from its start, connecting included; ``options`` go to the Client."""
     refused = Refusals()
-    options: dict[str, Any] = {} if args.connect_timeout is None else {"connect_timeout": args.connect_timeout}
+    if args.connect_timeout is not None:
+        options = {**options, "connect_timeout": args.connect_timeout}
     client = Client(args.url, timeout=args.timeout, on_unmatched_error=refused, **options)
     whole = asyncio.timeout(args.timeout)
     try:
@@ -574,6 +610,48 @@ async def _work(
     if args.subscribe:
         return await _subscribe(client, args.method, params, args, unbounded)
     return await _one(client, args.method, params, args, refused)
+
+
+def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Client's ``token`` and ``ssl`` from --token, --token-file, RPC_TOKEN and --cafile.
+
+    Raises:
+        UsageError: both --token and --token-file, a token that cannot be one, a file
+            that cannot be read, or --cafile with a ws:// URL.
+    """
+    options: dict[str, Any] = {}
+    token: str | None
+    if args.token is not None and args.token_file is not None:
+        raise UsageError("give --token or --token-file, not both")
+    if args.token_file is not None:
+        try:
+            token, where = Path(args.token_file).read_text(encoding="utf-8").strip(), f"--token-file {args.token_file}"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --token-file {args.token_file}: {_why(exc)}") from None
+    elif args.token is not None:
+        token, where = args.token, "--token"
+    else:
+        # Read here, not as the flag's default: --help must not show it.
+        token, where = os.environ.get("RPC_TOKEN") or None, "RPC_TOKEN"
+    if token is not None:
+        try:
+            options["token"] = check_token(token, f"the token of {where}")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.cafile is not None:
+        if not args.url.lower().startswith("wss://"):
+            raise UsageError(f"--cafile is for wss:// URLs, not {args.url}")
+        try:
+            options["ssl"] = ssl.create_default_context(cafile=args.cafile)
+        except ssl.SSLError:
+            raise UsageError(f"--cafile {args.cafile} holds no PEM certificate") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read --cafile {args.cafile}: {_why(exc)}") from None
+    return options
+
+
+def _why(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> int:
@@ -632,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls: list[tuple[str, Params]] | None = None
     params: Params = None
     try:
+        options = _connection_options(args)
         run = _runner(args.loop)
         if args.batch == "-":
             calls = read_batch(sys.stdin, "stdin")
@@ -648,10 +727,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage(parser, f"cannot read {args.batch}: {exc.strerror or exc}")
     logging.basicConfig(level=args.log_level.upper(), format=f"{prog}: %(message)s")
     try:
-        return run(_run(args, calls, params))
+        return run(_run(args, calls, params, options))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except AuthenticationError as exc:
+        hint = ""
+        if exc.status == 401 and "token" not in options:
+            hint = "; give a credential with --token, --token-file or RPC_TOKEN"
+        print(f"{prog}: {exc}{hint}", file=sys.stderr)
+        return EXIT_AUTHENTICATION
     except RpcConnectionError as exc:
         hint = ""
         if isinstance(exc, ConnectError) and exc.refused:

@@ -11,6 +11,11 @@ one that cannot name a WebSocket server raises :class:`InvalidURL` there.
 Connecting takes at most ``connect_timeout`` seconds; when it is not given,
 10 s or the call timeout, whichever is shorter.
 
+Credentials and TLS (``token``, ``headers``, ``ssl``, ``cafile``) go with
+each opening handshake; a token provider is called for every connection the
+client opens (see :mod:`rpc_client.credentials`). A handshake refused with
+HTTP 401 or 403 raises :class:`AuthenticationError`, with the server's reason.
+
 Connection loss, and reconnecting (``reconnect=True``):
 
 - Calls in flight when the connection drops fail at once with
@@ -25,6 +30,10 @@ Connection loss, and reconnecting (``reconnect=True``):
 - The first connection (``async with`` / :meth:`Client.connect`) is not
   retried: a wrong URL or a server that is not up fails fast, with
   :class:`ConnectError`.
+- A reconnection refused with :class:`AuthenticationError` is not retried,
+  since the same credential would be refused again, unless ``token`` is a
+  provider and gives a token other than the one refused. Once the client gives
+  up, calls waiting for a connection, and later ones, fail with that error.
 - Subscriptions end with the connection (their iteration raises the
   connection error); subscribe again once reconnected.
 
@@ -46,15 +55,20 @@ Server push (the server's ``rpc.*`` convention, see ``rpc_server/session.py``):
 from __future__ import annotations
 
 import enum
+import os
+import ssl as ssl_module
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from jsonrpcclient import Ok
+
 from . import streams
 from .backoff import Backoff
 from .batch import Batch
+from .credentials import Credentials, Headers, Token
 from .errors import ProtocolError
-from .messages import Params, Response, batch_pair, outcome_value, params_from, request_object, unwrap
+from .messages import Members, Params, Response, batch_pair, check_request, outcome_value, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, ProgressCallback
 from .session import Session
 from .subscription import Subscription
@@ -98,14 +112,31 @@ class Client:
         connect_timeout: how long opening a connection may take, in seconds.
         reconnect: reconnect when the connection drops (see the module docstring).
         backoff: the delays between reconnection attempts.
+        token: sent on each opening handshake as ``Authorization: Bearer <token>``: a
+            string, or a function (plain or async) returning one, called for every
+            connection the client opens, so that a reconnection carries a fresh token.
+            A plain function runs on the event loop: keep it quick (read a file, a cache).
+        headers: more headers for the opening handshake, a dict or ``(name, value)`` pairs.
+        ssl: the :class:`ssl.SSLContext` for a ``wss://`` URL: the CAs to trust, a
+            client certificate (mutual TLS). The system's default context otherwise.
+        cafile: the short form of ``ssl``: trust the CA certificates in this PEM file.
         connector: opens connections; WebSocket by default
-            (:func:`rpc_client.websocket.connect`), an in-memory one in tests.
+            (:func:`rpc_client.websocket.connect`), an in-memory one in tests. With
+            credentials or TLS set, it is called as ``connector(url,
+            additional_headers=..., ssl=...)`` (only those set), as both WebSocket
+            connectors of this package take them.
         send_cancel: send ``rpc.cancel`` for a call its caller abandoned
             (see the module docstring). Turn it off for a server that does not
             know ``rpc.cancel`` and answers it with an error.
         on_unmatched_error: called with each error response whose id is null
             (the server could not read a message, so no call can be matched
             to it by the specification's rules); it is logged either way.
+
+    Raises:
+        InvalidURL: the URL cannot name a WebSocket server (with the default connector).
+        TypeError, ValueError: a token that cannot be a bearer token, an ``Authorization``
+            header beside ``token``, both ``ssl`` and ``cafile``, or either with a ``ws://`` URL.
+        OSError, ssl.SSLError: ``cafile`` cannot be read as PEM certificates.
     """
 
     def __init__(
@@ -116,12 +147,19 @@ class Client:
         connect_timeout: float | _Default | None = _Default.CONNECT_TIMEOUT,
         reconnect: bool = False,
         backoff: Backoff | None = None,
+        token: Token | None = None,
+        headers: Headers | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        cafile: str | os.PathLike[str] | None = None,
         connector: Connector | None = None,
         send_cancel: bool = True,
         on_unmatched_error: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if connector is None:
             check_url(url)  # where the mistake is: no connection attempt could mend it
+        credentials = None
+        if token is not None or headers is not None or ssl is not None or cafile is not None:
+            credentials = Credentials(url, token=token, headers=headers, ssl=ssl, cafile=cafile)
         self._session = Session(
             url,
             timeout=timeout,
@@ -129,6 +167,7 @@ class Client:
             reconnect=reconnect,
             backoff=backoff if backoff is not None else Backoff(),
             connector=connector if connector is not None else websocket_connect,
+            credentials=credentials,
             send_cancel=send_cancel,
             on_unmatched_error=on_unmatched_error,
         )
@@ -195,6 +234,7 @@ class Client:
         It takes at most ``connect_timeout`` seconds, and is not retried.
 
         Raises:
+            AuthenticationError: the server refused it (HTTP 401 or 403); its ``reason`` says why.
             ConnectError: it cannot be opened; ``refused`` is True when nothing listens there.
             ClientClosedError: the client is closed.
         """
@@ -252,7 +292,7 @@ class Client:
             ProtocolError: the server's answer (or a progress report) is not JSON-RPC 2.0
                 as this client reads it; StreamError, when parts were lost.
         """
-        params = params_from(args, kwargs)
+        params = params_from(args, kwargs) if kwargs else args
         if progress is not None:
             return unwrap(await streams.request_with_progress(self._session, method, params, timeout, progress))
         session = self._session
@@ -268,6 +308,8 @@ class Client:
             raise
         if timer is not None:
             timer.cancel()
+        if type(response) is Ok:
+            return response[0]  # the result; as unwrap() reads it, one call less
         return unwrap(response)
 
     async def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
@@ -393,8 +435,12 @@ class Client:
         self, calls: Iterable[tuple[str, Params]], *, timeout: float | None = None
     ) -> list[Response | ProtocolError]:
         """:meth:`batch_call`, with each answer as jsonrpcclient's ``Ok`` or ``Error`` (as :meth:`request`)."""
-        entries = [(request_object(*batch_pair(call), None), True) for call in calls]
-        return await self._session.send_batch(entries, timeout)
+        members = Members()
+        for call in calls:
+            method, params = batch_pair(call)
+            check_request(method, params)
+            members.add(method, params)
+        return await self._session.send_batch(members, timeout)
 
     def batch(self, *, timeout: float | None = None) -> Batch:
         """A batch to fill in an ``async with`` block; it is sent when the block ends.

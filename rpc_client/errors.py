@@ -10,6 +10,7 @@
      ├── CallTimeout           no answer within the timeout; also a TimeoutError
      └── RpcConnectionError    the connection is not there; also a ConnectionError
           ├── ConnectError         it could not be opened
+          │    └── AuthenticationError  the server refused it: HTTP 401 (the credential) or 403
           ├── ConnectionLost       it closed while the call was waiting; the call was not re-sent
           └── ClientClosedError    the client was closed, by its owner
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "CallTimeout",
     "ClientClosedError",
     "ConnectError",
@@ -110,6 +112,35 @@ class ConnectError(RpcConnectionError):
 
 def _connect_error(message: str, refused: bool) -> ConnectError:
     return ConnectError(message, refused=refused)
+
+
+class AuthenticationError(ConnectError):
+    """The server refused to open the connection: HTTP 401 (no credential, or not one it accepts) or 403.
+
+    A :class:`ConnectError`, so code that handles failing to connect handles it
+    too; a client with ``reconnect=True`` does not retry it, unless its token
+    provider gives a token other than the one refused (the same would be refused again).
+
+    Args:
+        message: what happened, as a sentence naming the URL and the server's reason.
+        status: the HTTP status: 401 or 403.
+        reason: the server's reason, one line (``token expired``), or the
+            status's phrase when it gave none.
+        challenge: its ``WWW-Authenticate`` header (``Bearer realm="rpc", error="invalid_token", ...``), or None.
+    """
+
+    def __init__(self, message: str, *, status: int, reason: str, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.challenge = challenge
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_authentication_error, (str(self), self.status, self.reason, self.challenge))
+
+
+def _authentication_error(message: str, status: int, reason: str, challenge: str | None) -> AuthenticationError:
+    return AuthenticationError(message, status=status, reason=reason, challenge=challenge)
 
 
 class ConnectionLost(RpcConnectionError):

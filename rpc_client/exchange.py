@@ -8,18 +8,14 @@ So each of those modules depends downward only, on this one.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from .errors import ProtocolError
-from .messages import Response
+from .messages import Members, Response
 from .pending import Listener, PendingCalls
 from .transport import Link
 
-__all__ = ["Entry", "Exchange"]
-
-# One member of a batch: its Request object without an id (checked when it was added), and
-# whether it expects an answer (a call, not a notification): the batch gives the ids.
-Entry = tuple[dict[str, Any], bool]
+__all__ = ["Exchange"]
 
 
 class Exchange(Protocol):
@@ -71,9 +67,9 @@ class Exchange(Protocol):
         ...
 
     async def send_batch(
-        self, entries: list[Entry], timeout: float | None, *, raw: bool = False
+        self, members: Members, timeout: float | None, *, raw: bool = False
     ) -> list[Response | ProtocolError]:
-        """Send the entries as one batch; their answers in the order of the entries (none for notifications).
+        """Send the members as one batch; the calls' answers in their order (none for notifications).
 
         Args:
             raw: an answer may also be left as the decoded object the server sent, for

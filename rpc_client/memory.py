@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from .errors import ConnectError, ConnectionLost
 
@@ -95,16 +96,22 @@ class MemoryConnector:
 
     Set ``refuse`` to a reason to make the next connection attempts fail with
     :class:`ConnectError`, as a server that is down would.
+
+    An in-memory connection has no opening handshake: the options a client
+    would send with one (``additional_headers`` with its token, ``ssl``) are
+    kept in ``options``, one dict per connection attempt, for a test to read.
     """
 
     def __init__(self) -> None:
         self.refuse: str | None = None
+        self.options: list[dict[str, Any]] = []
         self.opened = 0
         self.refused = 0
         self._peers: asyncio.Queue[MemoryTransport] = asyncio.Queue()
         self._refusals: asyncio.Queue[str] = asyncio.Queue()
 
-    async def __call__(self, url: str) -> MemoryTransport:
+    async def __call__(self, url: str, **options: Any) -> MemoryTransport:
+        self.options.append(options)
         if self.refuse is not None:
             self.refused += 1
             self._refusals.put_nowait(url)

@@ -16,8 +16,10 @@ whether to raise.
 - A batch's members share a group: when the server's batch array arrives
   without an answer for some member, that member fails with
   :class:`ProtocolError` rather than waiting for an answer that cannot come.
-  :meth:`PendingCalls.expect_batch` waits for a whole batch on one future
-  (a future per member cost more than the rest of a batch, issue 13).
+  :meth:`PendingCalls.expect_batch` waits for a whole batch on one future,
+  its ids registered as one range (a future, or a table entry, per member
+  cost more than the rest of a batch, issue 13); an array that answers the
+  whole range in order is taken as it is, with no work per member.
 - An error whose id is null (the server could not read a request) cannot be
   tied to any call by the specification's rules; it is logged as a warning and
   those calls run into their timeout.
@@ -45,6 +47,7 @@ a message with a ``method`` is a notification, never an answer.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import itertools
 import logging
@@ -80,16 +83,20 @@ class Listener(Protocol):
 
 @dataclass(slots=True)
 class _Batch:
-    """A batch awaited as a whole: each member's outcome in its place, one future for them all."""
+    """A batch awaited as a whole, its ids ``first`` to ``stop - 1``: each member's outcome in its place, one future."""
 
     future: asyncio.Future[list[Response | ProtocolError]]
-    outcomes: list[Any]
-    index: dict[Any, int]
+    first: int
+    stop: int
+    outcomes: list[Any]  # None until answered
     left: int
     raw: bool  # keep each answer as decoded: the caller reads it (outcome_from) if and when asked
 
-    def settle(self, id: Any, answer: Any) -> None:
-        self.outcomes[self.index[id]] = (
+    def waits_for(self, id: Any) -> bool:
+        return self.first <= id < self.stop and self.outcomes[id - self.first] is None
+
+    def settle(self, id: int, answer: Any) -> None:
+        self.outcomes[id - self.first] = (
             answer if self.raw or isinstance(answer, ProtocolError) else outcome_from(answer)
         )
         self.left -= 1
@@ -99,10 +106,20 @@ class _Batch:
 
 @dataclass(slots=True)
 class _Call:
+    """A call registered by :meth:`PendingCalls.expecting`: its group, and what is pushed for it.
+
+    A call of :meth:`PendingCalls.expect` has none of these: the table holds its future
+    alone, one object fewer per call in flight for the garbage collector to walk (issue 13).
+    """
+
     future: asyncio.Future[Response]
     group: int
     listener: Listener | None = None
     subscription: bool = False
+
+
+def _future_of(call: _Call | asyncio.Future[Response]) -> asyncio.Future[Response]:
+    return call.future if type(call) is _Call else call  # type: ignore[return-value]
 
 
 def _key(id: Any) -> Any:
@@ -110,6 +127,8 @@ def _key(id: Any) -> Any:
     # bool is excluded because True == 1 in Python: "id": true must not answer call 1.
     if type(id) is bool or not isinstance(id, (int, float, str)):
         return None
+    if type(id) is float and id.is_integer():
+        return int(id)  # 2.0 answers call 2, as it always has (a dict takes 2.0 for 2)
     return id
 
 
@@ -135,10 +154,13 @@ class PendingCalls:
         on_unmatched_error: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         # Ids start at 1: some servers (rpc-websockets) take an id of 0 for a notification.
-        self._ids = itertools.count(1)
+        self._next = 1
         self._groups = itertools.count(1)
-        self._calls: dict[Any, _Call] = {}
-        self._batches: dict[Any, _Batch] = {}  # the members of batches awaited whole, by request id
+        self._calls: dict[Any, _Call | asyncio.Future[Response]] = {}  # a future alone for a call of expect()
+        # Batches awaited whole, each a range of ids, by its first id; the first ids in order, so that the
+        # batch of an id is found by bisection however many batches wait at once.
+        self._batches: dict[int, _Batch] = {}
+        self._firsts: list[int] = []
         self._subscriptions: dict[Any, Listener] = {}
         self._abandoned: set[Any] = set()  # subscribe calls left before their answer
         self._on_orphan = on_orphan
@@ -146,13 +168,21 @@ class PendingCalls:
 
     def next_id(self) -> int:
         """A new request id, never given before by this table."""
-        return next(self._ids)
+        id = self._next
+        self._next = id + 1
+        return id
+
+    def next_ids(self, count: int) -> range:
+        """``count`` new request ids in a row, never given before by this table."""
+        first = self._next
+        self._next = first + count
+        return range(first, first + count)
 
     def __len__(self) -> int:
-        return len(self._calls) + len(self._batches)
+        return len(self._calls) + sum(batch.left for batch in self._batches.values())
 
     def __contains__(self, id: object) -> bool:
-        return id in self._calls or id in self._batches
+        return id in self._calls or self._batch_of(id) is not None
 
     @property
     def subscriptions(self) -> int:
@@ -167,28 +197,29 @@ class PendingCalls:
         Args:
             future: where the answer goes, if not a new future of the running loop: anything
                 with a future's ``done``, ``cancelled``, ``exception``, ``set_result`` and
-                ``set_exception`` (the blocking facade hands the answer to its thread this way).
+                ``set_exception`` (the blocking facade's :class:`~rpc_client.sharedloop.Answer`).
 
         Raises:
             ValueError: the id is already waiting for its answer.
         """
-        if id in self._calls or id in self._batches:
+        calls = self._calls
+        if id in calls or (self._batches and self._batch_of(id) is not None):
             raise ValueError(f"request id {id!r} is already waiting for its answer")
         if future is None:
             future = asyncio.get_running_loop().create_future()
-        self._calls[id] = _Call(future, 0)
+        calls[id] = future
         return future
 
     def discard(self, id: int, future: asyncio.Future[Response]) -> bool:
         """Forget a call of :meth:`expect` left before its answer; False if it was no longer waiting."""
         call = self._calls.get(id)
-        if call is None or call.future is not future:
+        if call is None or _future_of(call) is not future:
             return False
         del self._calls[id]
         return True
 
-    def expect_batch(self, ids: list[int], *, raw: bool = False) -> asyncio.Future[list[Response | ProtocolError]]:
-        """Register a batch's request ids; give one future of their outcomes, in the order of ``ids``.
+    def expect_batch(self, ids: range, *, raw: bool = False) -> asyncio.Future[list[Response | ProtocolError]]:
+        """Register a batch's request ids, a range of them; give one future of their outcomes, in their order.
 
         An outcome is the member's answer (``Ok`` or ``Error``), or the :class:`ProtocolError`
         it failed with (the server's array lacks it, or it is not a Response object); with
@@ -197,25 +228,33 @@ class PendingCalls:
         :meth:`discard_batch` it however it leaves without the outcomes.
 
         Raises:
-            ValueError: an id is already waiting for its answer.
+            ValueError: the range is empty or not in steps of 1, or an id is already waiting for its answer.
         """
-        for id in ids:
-            if id in self._calls or id in self._batches:
+        if not ids or ids.step != 1:
+            raise ValueError(f"a batch's ids are a range of at least one id in steps of 1, not {ids!r}")
+        firsts = self._firsts
+        at = bisect.bisect_left(firsts, ids.start)
+        for neighbour in firsts[max(at - 1, 0) : at + 1]:  # only these two can overlap: the ranges do not
+            batch = self._batches[neighbour]
+            if batch.first < ids.stop and ids.start < batch.stop:
+                raise ValueError(f"request ids {ids!r} overlap a batch already waiting for its answers")
+        calls = self._calls
+        # Whichever is shorter is walked: the batch's ids, or the calls in flight.
+        for id in ids if len(ids) <= len(calls) else [id for id in calls if id in ids]:
+            if id in calls:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         future: asyncio.Future[list[Response | ProtocolError]] = asyncio.get_running_loop().create_future()
-        batch = _Batch(future, [None] * len(ids), {id: i for i, id in enumerate(ids)}, len(ids), raw)
-        self._batches.update(dict.fromkeys(ids, batch))
+        self._batches[ids.start] = _Batch(future, ids.start, ids.stop, [None] * len(ids), len(ids), raw)
+        firsts.insert(at, ids.start)
         return future
 
-    def discard_batch(self, ids: list[int], future: asyncio.Future[Any]) -> list[int]:
+    def discard_batch(self, future: asyncio.Future[Any]) -> list[int]:
         """Forget a batch of :meth:`expect_batch` left before its outcomes; give the ids still unanswered."""
-        unanswered = []
-        for id in ids:
-            batch = self._batches.get(id)
-            if batch is not None and batch.future is future:
-                del self._batches[id]
-                unanswered.append(id)
-        return unanswered
+        for batch in self._batches.values():
+            if batch.future is future:
+                self._forget_batch(batch)
+                return [batch.first + at for at, outcome in enumerate(batch.outcomes) if outcome is None]
+        return []
 
     @contextmanager
     def expecting(
@@ -241,7 +280,7 @@ class PendingCalls:
         group = next(self._groups)
         futures: list[asyncio.Future[Response]] = []
         for id in ids:
-            if id in self._calls or id in self._batches:
+            if id in self:
                 raise ValueError(f"request id {id!r} is already waiting for its answer")
         leaving_early = False
         try:
@@ -256,7 +295,7 @@ class PendingCalls:
         finally:
             for id, future in zip(ids, futures, strict=False):
                 call = self._calls.get(id)
-                if call is not None and call.future is future:
+                if call is not None and _future_of(call) is future:
                     del self._calls[id]
                     if subscription:
                         self._abandoned.add(id)
@@ -287,19 +326,22 @@ class PendingCalls:
 
     def resolve(self, message: Any) -> None:
         """Hand a decoded message (a Response object, a batch's array of them, or a notification) to its callers."""
-        if isinstance(message, list):
+        if type(message) is dict and "method" not in message:  # an answer: the usual message, first
+            self._resolve_one(message)
+        elif isinstance(message, list):
+            if self._batches and self._whole_batch(message):
+                return
             groups: set[int] = set()
-            batches: set[int] = set()  # ids of the _Batch objects touched, and those objects
             touched: list[_Batch] = []
-            members = self._batches
             for item in message:
-                key = _key(item.get("id")) if type(item) is dict and members else None
-                if key is not None and (batch := members.pop(key, None)) is not None:
-                    batch.settle(key, item)
-                    if id(batch) not in batches:
-                        batches.add(id(batch))
-                        touched.append(batch)
-                    continue
+                if type(item) is dict and self._batches:
+                    key = _key(item.get("id"))
+                    batch = self._batch_of(key) if key is not None else None
+                    if batch is not None:
+                        batch.settle(key, item)
+                        if batch not in touched:
+                            touched.append(batch)
+                        continue
                 if _is_notification(item):
                     self._route(item)
                     continue
@@ -311,20 +353,39 @@ class PendingCalls:
             for batch in touched:
                 if batch.left:
                     self._fail_batch_members(batch)
+                self._forget_batch(batch)
         elif _is_notification(message):
             self._route(message)
         else:
             self._resolve_one(message)
 
+    def fail_answered(self, id: Any, exc: ProtocolError) -> None:
+        """Fail the call (or batch member) whose answer came but cannot be read, with ``exc``; others are untouched."""
+        key = _key(id)
+        if key is None:
+            return
+        call = self._calls.pop(key, None)
+        if call is not None:
+            future = _future_of(call)
+            if not future.done():
+                future.set_exception(exc)
+            return
+        batch = self._batch_of(key) if self._batches else None
+        if batch is not None:
+            batch.settle(key, exc)
+            if not batch.left:
+                self._forget_batch(batch)
+
     def fail_all(self, exc: BaseException) -> None:
         """Fail every pending call and subscription with (a copy of) ``exc`` and empty the tables."""
         calls, self._calls = self._calls, {}
         for call in calls.values():
-            if not call.future.done():
+            future = _future_of(call)
+            if not future.done():
                 # A copy each: one instance raised in many tasks would pile up all their tracebacks.
-                call.future.set_exception(copy.copy(exc))
-        members, self._batches = self._batches, {}
-        for batch in {id(b): b for b in members.values()}.values():
+                future.set_exception(copy.copy(exc))
+        batches, self._batches, self._firsts = self._batches, {}, []
+        for batch in batches.values():
             if not batch.future.done():
                 batch.future.set_exception(copy.copy(exc))
         subscriptions, self._subscriptions = self._subscriptions, {}
@@ -343,33 +404,42 @@ class PendingCalls:
             key = None
         call = self._calls.pop(key, None) if key is not None else None
         if call is None:
-            batch = self._batches.pop(key, None) if key is not None else None
+            batch = self._batch_of(key) if self._batches else None
             if batch is not None:  # a member answered alone, not in an array
-                batch.settle(key, obj)
+                batch.settle(key, obj)  # type: ignore[arg-type]  # an int: _batch_of() found it
+                if not batch.left:
+                    self._forget_batch(batch)
                 return None
             if key in self._abandoned:
                 self._orphaned(key, obj)
             else:
                 self._drop(obj)
             return None
-        if call.future.done():  # its waiter is leaving; expecting() cleans up
-            if call.subscription:
+        future: asyncio.Future[Response]
+        group: int | None
+        if type(call) is _Call:
+            future, group = call.future, call.group
+        else:  # a call of expect(): no group, nothing pushed
+            future, group = call, None  # type: ignore[assignment]
+        if future.done():  # its waiter is leaving; expecting() cleans up
+            if type(call) is _Call and call.subscription:
                 self._orphaned(key, obj)
-            return call.group
+            return group
         try:
-            response = response_from(obj)
+            # A success, the usual answer, read here (one call less); anything else as response_from() reads it.
+            response = Ok(obj["result"], id) if "result" in obj else response_from(obj)
         except (KeyError, TypeError, AttributeError):
-            call.future.set_exception(
+            future.set_exception(
                 ProtocolError(f"the answer to request id {key!r} is not a JSON-RPC 2.0 response: {_short(obj)}")
             )
         else:
-            if call.subscription and call.listener is not None and isinstance(response, Ok):
+            if type(call) is _Call and call.subscription and call.listener is not None and isinstance(response, Ok):
                 subscription = _key(response.result)
                 if subscription is not None:
                     # Filed now, before the reader reads on: the first event may be the very next message.
                     self._subscriptions[subscription] = call.listener
-            call.future.set_result(response)
-        return call.group
+            future.set_result(response)
+        return group
 
     def _drop_unclaimed(self, future: asyncio.Future[Response], listener: Listener | None) -> None:
         """A subscribe answered in the very step its waiter left: nobody will take the id, so end it."""
@@ -401,7 +471,7 @@ class PendingCalls:
             pass  # a request to us (we serve none), or not a push of ours
         elif method in _CALL_PUSH:
             call = self._calls.get(_key(params.get("id")))
-            if call is not None and not call.future.done():
+            if type(call) is _Call and not call.future.done():
                 listener = call.listener
         elif method in _SUBSCRIPTION_PUSH:
             key = _key(params.get("subscription"))
@@ -413,17 +483,61 @@ class PendingCalls:
             return
         listener.push(method, params)  # type: ignore[arg-type]
 
+    def _batch_of(self, key: Any) -> _Batch | None:
+        """The batch still waiting for the answer to request id ``key`` (a table key, see _key), if any."""
+        if type(key) is not int:  # a string: no id of a batch's
+            return None
+        firsts = self._firsts
+        at = bisect.bisect_right(firsts, key) - 1
+        if at < 0:
+            return None
+        batch = self._batches[firsts[at]]
+        return batch if batch.waits_for(key) else None
+
+    def _forget_batch(self, batch: _Batch) -> None:
+        del self._batches[batch.first]
+        self._firsts.remove(batch.first)
+
+    def _whole_batch(self, message: list[Any]) -> bool:
+        """Take an array that answers one whole batch, each id in order, as the outcomes; False if it is not one.
+
+        The usual case, and O(1) in Python: the ids are read by one comprehension and
+        compared with the batch's range at C speed; the answers stay as decoded.
+        """
+        try:
+            ids = [item["id"] for item in message]  # type: ignore[index]
+        except (TypeError, KeyError, IndexError):
+            return False  # a member that is not a Response object, a notification...
+        if not ids:
+            return False
+        first = ids[0]
+        # The first must be an int ("id": true equals 1, and is no id of ours); the others, equal to 2 and up, are
+        # ints or integral floats, which the general way takes too.
+        if type(first) is not int:
+            return False
+        batch = self._batches.get(first)
+        if batch is None or not batch.left == len(batch.outcomes) == len(ids):
+            return False
+        if ids != list(range(batch.first, batch.stop)):
+            return False
+        self._forget_batch(batch)
+        outcomes = message if batch.raw else [outcome_from(item) for item in message]
+        batch.outcomes, batch.left = outcomes, 0
+        if not batch.future.done():
+            batch.future.set_result(outcomes)
+        return True
+
     def _fail_batch_members(self, batch: _Batch) -> None:
         """The server's array came without answers for some of the batch's members: they fail."""
-        for member, at in batch.index.items():
-            if batch.outcomes[at] is None and self._batches.get(member) is batch:
-                del self._batches[member]
+        for at, outcome in enumerate(batch.outcomes):
+            if outcome is None:
+                member = batch.first + at
                 missing = ProtocolError(f"the server's batch response has no answer for request id {member!r}")
                 batch.settle(member, missing)
 
     def _fail_unanswered(self, groups: set[int]) -> None:
         for id, call in list(self._calls.items()):
-            if call.group in groups:
+            if type(call) is _Call and call.group in groups:
                 del self._calls[id]
                 if not call.future.done():
                     call.future.set_exception(

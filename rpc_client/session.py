@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
+import copy
 import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 from .backoff import Backoff
+from .credentials import Credentials
 from .errors import (
+    AuthenticationError,
     CallTimeout,
     ClientClosedError,
     ConnectError,
@@ -31,8 +33,18 @@ from .errors import (
     RpcClientError,
     RpcConnectionError,
 )
-from .exchange import Entry
-from .messages import Params, Response, cancel_message, decode, encode, notification_bytes, request_bytes
+from .messages import (
+    Members,
+    NestedTooDeep,
+    Params,
+    Response,
+    batch_messages,
+    cancel_message,
+    decode,
+    encode,
+    notification_bytes,
+    request_bytes,
+)
 from .pending import Listener, PendingCalls
 from .transport import Connector, Link, as_link
 
@@ -56,6 +68,7 @@ class Session:
         reconnect: bool,
         backoff: Backoff,
         connector: Connector,
+        credentials: Credentials | None,
         send_cancel: bool,
         on_unmatched_error: Callable[[dict[str, Any]], None] | None,
     ) -> None:
@@ -65,15 +78,18 @@ class Session:
         self.reconnect = reconnect
         self.backoff = backoff
         self.connector = connector
+        self.credentials = credentials
+        self._token_sent: str | None = None  # the token of the latest connection attempt
         self.send_cancel = send_cancel
         self.pending = PendingCalls(on_orphan=self._end_orphan, on_unmatched_error=on_unmatched_error)
         self._deadlines = _Deadlines(url)
         self.link: Link | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the connection lives on, once connected
         self._reconnecting: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # set, then replaced, whenever the connection comes or goes
-        self._not_connected: tuple[type[RpcConnectionError], str] = (
-            RpcConnectionError,
-            f"the client is not connected to {url}: use 'async with Client(url)' or 'await client.connect()' first",
+        # What a call gets when there is no connection and none is coming (a copy: raised in many tasks).
+        self._not_connected: RpcConnectionError = RpcConnectionError(
+            f"the client is not connected to {url}: use 'async with Client(url)' or 'await client.connect()' first"
         )
         self.closed = False
 
@@ -144,13 +160,14 @@ class Session:
                 timer.cancel()
 
     def begin(self, method: str, params: Params, timeout: float | None, answer: Any) -> Callable[[], None] | None:
-        """Send one call now, from the loop's thread, with no coroutine; its answer goes to ``answer``.
+        """Send one call now, with no coroutine, from the loop's thread (the loop need not be running).
 
-        For callers on another thread (the blocking facade), who would pay a task and
-        three loop turns for a coroutine: ``answer`` is set from the very callback that
-        reads the answer (see :meth:`PendingCalls.expect`). Returns what the caller must
-        call, on the loop, if it leaves with no answer (timed out, interrupted): it cancels
-        the call on the server. None when there is no connection (take :meth:`request`).
+        For the blocking facade, whose thread runs the loop only until the answer comes:
+        ``answer`` is set by the very callback that reads the answer (see
+        :meth:`PendingCalls.expect`). Returns what the caller must call once it has the
+        answer or leaves without it (timed out, interrupted): it cancels the call's timer,
+        and the call on the server if it still runs. None when there is no connection
+        (take :meth:`request`).
 
         Raises:
             TypeError, ValueError: the request cannot be encoded; nothing is sent.
@@ -159,7 +176,7 @@ class Session:
         if link is None:
             return None
         id, future, timer = self.send_call(link, method, params, timeout, answer)
-        return functools.partial(self.let_go, link, id, timer, future)
+        return lambda: self.let_go(link, id, timer, future)
 
     def send_call(
         self, link: Link, method: str, params: Params, timeout: float | None, answer: Any = None
@@ -167,6 +184,9 @@ class Session:
         """Send one call on ``link`` now; its id, the future of its answer, and its own timer if it has one.
 
         The caller awaits the future and, if it leaves without the answer, calls :meth:`let_go`.
+
+        Args:
+            answer: where the answer goes, if not a new future (see :meth:`PendingCalls.expect`).
 
         Raises:
             TypeError, ValueError: the request cannot be encoded; nothing is sent.
@@ -181,13 +201,12 @@ class Session:
             pending.discard(id, future)
             raise
         timer = None
+        loop: asyncio.AbstractEventLoop = self.loop  # type: ignore[assignment]  # connected, so set
         if timeout is None:
             if self.timeout is not None:
-                self._deadlines.add(future, method, self.timeout)
+                self._deadlines.add(future, method, self.timeout, loop)
         elif timeout != math.inf:
-            timer = asyncio.get_running_loop().call_at(
-                asyncio.get_running_loop().time() + timeout, _expire, future, method, timeout, self.url
-            )
+            timer = loop.call_at(loop.time() + timeout, _expire, future, method, timeout, self.url)
         return id, future, timer
 
     def let_go(self, link: Link, id: int, timer: asyncio.TimerHandle | None, future: asyncio.Future[Response]) -> None:
@@ -207,24 +226,16 @@ class Session:
         link.write(data)
 
     async def send_batch(
-        self, entries: list[Entry], timeout: float | None, *, raw: bool = False
+        self, members: Members, timeout: float | None, *, raw: bool = False
     ) -> list[Response | ProtocolError]:
-        if not entries:
+        if not members:
             return []  # an empty array is an invalid request: send nothing
-        ids: list[int] = []
-        next_id = self.pending.next_id
-        messages = []
-        for message, expects_answer in entries:
-            if expects_answer:
-                id = next_id()
-                message = {**message, "id": id}
-                ids.append(id)
-            messages.append(message)
-        data = encode(messages)
-        what = f"a batch of {len(entries)}"
+        ids = self.pending.next_ids(members.calls)
+        data = encode(batch_messages(members, ids))
+        what = f"a batch of {len(members)}"
         link = self.link
         if link is None or not ids:  # waiting for a connection, or nothing to wait for: the general way
-            outcomes = await self.exchange(data, ids, what, timeout)
+            outcomes = await self.exchange(data, list(ids), what, timeout)
             for outcome in outcomes:
                 if isinstance(outcome, BaseException) and not isinstance(outcome, ProtocolError):
                     raise outcome  # the connection, not this member: the whole batch fails
@@ -235,7 +246,7 @@ class Session:
         try:
             link.write(data)
         except BaseException:
-            pending.discard_batch(ids, future)
+            pending.discard_batch(future)
             raise
         seconds = self.seconds(timeout)
         deadline = asyncio.timeout(seconds)
@@ -243,7 +254,7 @@ class Session:
             async with deadline:
                 return await future
         except BaseException as exc:
-            self.cancel_on_server(link, pending.discard_batch(ids, future))
+            self.cancel_on_server(link, pending.discard_batch(future))
             if isinstance(exc, TimeoutError) and deadline.expired():
                 raise CallTimeout(f"no answer to {what} within {seconds:g} s ({self.url})") from None
             raise
@@ -297,8 +308,7 @@ class Session:
             if self.link is not None:
                 return self.link
             if self._reconnecting is None:
-                cls, message = self._not_connected
-                raise cls(message)
+                raise copy.copy(self._not_connected)
             await self._changed.wait()
 
     # -- what goes out on its own ------------------------------------------------
@@ -324,11 +334,24 @@ class Session:
 
     # -- the connection ------------------------------------------------------------
 
-    async def _open(self) -> Link:
+    async def _open(self, refused: tuple[str | None, AuthenticationError] | None = None) -> Link:
+        """Open a connection, with the credential of this moment.
+
+        Args:
+            refused: the token refused last, and its refusal: raised again, without a
+                connection attempt, if the token provider gives that token again.
+        """
         try:
             async with asyncio.timeout(self.connect_timeout):
-                return as_link(await self.connector(self.url))
-        except RpcClientError:
+                options: dict[str, Any] = {}
+                if self.credentials is not None:
+                    token = await self._token()
+                    if refused is not None and token == refused[0]:
+                        raise _Unchanged(refused[1])
+                    self._token_sent = token
+                    options = self.credentials.options(token)
+                return as_link(await self.connector(self.url, **options))
+        except (RpcClientError, _Unchanged):
             raise
         except TimeoutError:
             raise ConnectError(
@@ -337,7 +360,17 @@ class Session:
         except OSError as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
 
+    async def _token(self) -> str | None:
+        assert self.credentials is not None
+        try:
+            return await self.credentials.token()
+        except Exception as exc:
+            raise ConnectError(
+                f"cannot connect to {self.url}: the token provider failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
     def _attach(self, link: Link) -> None:
+        self.loop = asyncio.get_running_loop()
         self.link = link
         link.start(self._on_message, lambda: self._lost(link))
         self._wake()
@@ -350,14 +383,28 @@ class Session:
         """Every message received goes to the correlation table."""
         try:
             decoded = decode(message)
+        except NestedTooDeep as exc:
+            self._too_deep(exc)
+            return
         except ValueError:
             logger.warning("dropping a message that is not JSON: %.200r", message)
             return
+        self._resolve(decoded)
+
+    def _resolve(self, decoded: Any) -> None:
         try:
             self.pending.resolve(decoded)
         except Exception:
             # A user's callback (on_unmatched_error) failing is no fault of the connection.
             logger.exception("a callback failed on a message from %s; reading on", self.url)
+
+    def _too_deep(self, exc: NestedTooDeep) -> None:
+        """A message too deep to read fails the calls it answers, and no other (review F1)."""
+        logger.warning("%s from %s; the calls it answers fail: %r", exc, self.url, exc.ids)
+        for id in exc.ids:
+            self.pending.fail_answered(id, ProtocolError(f"the answer to request id {id!r} cannot be read: {exc}"))
+        if exc.readable:
+            self._resolve(exc.readable)
 
     def _lost(self, link: Link) -> None:
         if self.link is not link or self.closed:
@@ -375,17 +422,28 @@ class Session:
                 self._reconnect(), name=f"rpc_client reconnect to {self.url}"
             )
         else:
-            self._not_connected = (
-                ConnectionLost,
-                f"the connection to {self.url} was lost ({reason}) and the client does not reconnect (reconnect=False)",
+            self._not_connected = ConnectionLost(
+                f"the connection to {self.url} was lost ({reason}) and the client does not reconnect (reconnect=False)"
             )
         self._wake()
 
     async def _reconnect(self) -> None:
+        # A refused credential would be refused again: it is retried only if the provider gives another.
+        refused: tuple[str | None, AuthenticationError] | None = None
         for attempt, delay in enumerate(self.backoff.delays(), 1):
             await asyncio.sleep(delay)
             try:
-                link = await self._open()
+                link = await self._open(refused)
+            except _Unchanged as unchanged:
+                self._stop_reconnecting(unchanged.refusal, "the token provider gave the refused token again")
+                return
+            except AuthenticationError as exc:
+                if self.credentials is None or not self.credentials.refreshes:
+                    self._stop_reconnecting(exc, "the same credential would be refused again")
+                    return
+                refused = (self._token_sent, exc)
+                logger.warning("reconnection attempt %d refused (%s); asking the token provider again", attempt, exc)
+                continue
             except ConnectError as exc:
                 logger.info("reconnection attempt %d failed: %s", attempt, exc)
                 continue
@@ -396,6 +454,21 @@ class Session:
             self._reconnecting = None
             self._attach(link)
             return
+
+    def _stop_reconnecting(self, refusal: AuthenticationError, why: str) -> None:
+        """The server will not let the client back in: calls waiting for a connection, and later ones, fail with it."""
+        logger.warning("%s; the client stops reconnecting (%s)", refusal, why)
+        self._reconnecting = None
+        self._not_connected = refusal
+        self._wake()
+
+
+class _Unchanged(Exception):
+    """The token provider gave the token that was just refused: it is not sent again."""
+
+    def __init__(self, refusal: AuthenticationError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 class _Deadlines:
@@ -417,12 +490,15 @@ class _Deadlines:
         self._seconds: float | None = None  # the timeout of the calls queued
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, future: asyncio.Future[Response], method: str, seconds: float) -> None:
-        """Fail ``future`` with CallTimeout unless it is done within ``seconds``."""
-        loop = asyncio.get_running_loop()
+    def add(
+        self, future: asyncio.Future[Response], method: str, seconds: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Fail ``future`` with CallTimeout unless it is done within ``seconds`` (on ``loop``, running or not)."""
         futures = self._futures
-        while futures and futures[0].done():
-            self._pop()
+        while futures and futures[0].done():  # answered: they leave as they reach the head
+            self._whens.popleft()
+            futures.popleft()
+            self._methods.popleft()
         if seconds != self._seconds:
             if futures or seconds == math.inf:
                 # Another timeout than the queued calls': they would not expire in order.

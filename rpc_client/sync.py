@@ -1,11 +1,14 @@
 """The synchronous facade, for scripts and notebooks: ``with connect_sync(url) as client:``.
 
 It runs an ordinary :class:`~rpc_client.client.Client` on an event loop of its
-own, in a background thread, and blocks the calling thread on each call's
-answer. The correlation, timeouts and errors are the async client's own code;
-only the thread hop is added. Because the loop is not the caller's, this also
-works where a loop is already running in the calling thread (Jupyter). Calls
-from several threads at once share the one connection.
+own and blocks the calling thread until each call is done. The correlation,
+timeouts and errors are the async client's own code. The loop is a
+:class:`~rpc_client.sharedloop.SharedLoop`: the thread that waits on a call runs
+it, so a call costs no thread hop, and a background thread runs it between
+calls. Because the loop is not the caller's, this also works where a loop is
+already running in the calling thread (Jupyter): that thread hands its calls to
+the background thread. Calls from several threads at once share the one
+connection.
 
 Streams and subscriptions are the async client's iterators, pulled one item
 at a time from the calling thread (:meth:`SyncClient.stream`,
@@ -18,17 +21,17 @@ waits, cancels the pending step on the client's loop, which sends
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import Future, InvalidStateError
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from .backoff import Backoff
 from .batch import Batch, BatchCall
 from .client import Client, session_of
+from .errors import ClientClosedError
 from .messages import Params, Response, params_from, unwrap
 from .push import DEFAULT_EVENT_BUFFER, Event, ProgressCallback
+from .sharedloop import SharedLoop
 from .subscription import Subscription
 from .url import check_url
 
@@ -37,8 +40,6 @@ __all__ = ["SyncBatch", "SyncClient", "SyncSubscription", "connect_sync"]
 T = TypeVar("T")
 
 _END = object()
-# How long a call that failed waits for the loop to let go of it (bounded: the loop may be stuck).
-_LEAVE_TIMEOUT = 1.0
 
 
 class SyncClient:
@@ -50,11 +51,10 @@ class SyncClient:
     it has no ``connect()``; ``with`` replaces ``async with``.
     """
 
-    def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    def __init__(self, client: Client, shared: SharedLoop) -> None:
         self._client = client
         self._session = session_of(client)
-        self._loop = loop
-        self._thread = thread
+        self._shared = shared
 
     @property
     def url(self) -> str:
@@ -111,8 +111,8 @@ class SyncClient:
     ) -> Any:
         """Call ``method`` and return its result (see :meth:`Client.call`).
 
-        A ``progress`` callback runs on the client's loop thread: keep it short,
-        and do not call this client from it (that raises RuntimeError).
+        A ``progress`` callback runs on the client's loop: keep it short, and do
+        not call this client from it (that raises RuntimeError).
         """
         if progress is not None:
             return self._run(self._client.call(method, *args, timeout=timeout, progress=progress, **kwargs))
@@ -146,7 +146,7 @@ class SyncClient:
         """Call a method that streams its result; iterate its parts as they arrive (see :meth:`Client.stream`).
 
         ``for part in client.stream("count", 5): ...``; leaving the loop early
-        sends ``rpc.cancel``. A ``progress`` callback runs on the client's loop thread.
+        sends ``rpc.cancel``. A ``progress`` callback runs on the client's loop.
         """
         return self._iterate(self._client.stream(method, *args, timeout=timeout, progress=progress, **kwargs))
 
@@ -191,14 +191,19 @@ class SyncClient:
         return self._run(self._client.batch_request(list(calls), timeout=timeout))
 
     def close(self) -> None:
-        """Close the connection and stop the background thread; closing twice is harmless."""
-        if not self._thread.is_alive():
+        """Close the connection and stop the background thread; closing twice is harmless.
+
+        Raises:
+            RuntimeError: called from a callback on the client's loop.
+        """
+        shared = self._shared
+        if not shared.alive:
             return
-        self._check_thread()
+        shared.refuse_in_loop()
         try:
             self._run(self._client.close())
         finally:
-            _stop(self._loop, self._thread)
+            shared.stop()
 
     def __enter__(self) -> SyncClient:
         return self
@@ -207,56 +212,6 @@ class SyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-    def _request_now(self, method: str, params: Params, timeout: float | None) -> Response:
-        """One call, started on the loop by a callback, its answer handed straight to this thread.
-
-        No task and no coroutine: the loop's callback that reads the answer sets this
-        thread's future (three loop turns fewer a call than a coroutine's way).
-        """
-        if not self._thread.is_alive():
-            raise RuntimeError("this client is closed")
-        self._check_thread()
-        answer: _Answer = _Answer()
-        leave: list[Callable[[], Any]] = []  # how to abandon the call, on the loop
-        session = self._session
-
-        def start() -> None:
-            if answer.done():  # abandoned (Ctrl-C) before it could start
-                return
-            try:
-                abandon = session.begin(method, params, timeout, answer)
-            except BaseException as exc:
-                answer.set_exception(exc)
-                return
-            if abandon is None:  # no connection now: the coroutine waits for one
-                task = asyncio.ensure_future(session.request(method, params, timeout))
-                task.add_done_callback(lambda done: _hand_over(done, answer))
-                leave.append(task.cancel)
-            else:
-                leave.append(abandon)
-
-        loop = self._loop
-        loop.call_soon_threadsafe(start)
-        try:
-            response = answer.result()
-        except BaseException as exc:
-            # Timed out, or Ctrl-C in this thread: let go of it on the loop (rpc.cancel, if it still runs).
-            answer.cancel()
-            left = threading.Event()
-
-            def let_go() -> None:
-                if leave:
-                    leave[0]()
-                left.set()
-
-            loop.call_soon_threadsafe(let_go)
-            if isinstance(exc, Exception):
-                left.wait(_LEAVE_TIMEOUT)  # so that in_flight no longer counts it on return
-            raise
-        if timeout is not None:
-            loop.call_soon_threadsafe(lambda: leave and leave[0]())  # its own timer goes too
-        return response
 
     def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
         """An async iterator of the client's, pulled one item at a time from this thread."""
@@ -268,28 +223,29 @@ class SyncClient:
                     return
                 yield item  # type: ignore[misc]
         finally:
-            if self._thread.is_alive() and threading.current_thread() is not self._thread:
-                asyncio.run_coroutine_threadsafe(puller.close(), self._loop).result()
+            if self._shared.alive and not self._shared.in_loop():
+                self._run(puller.close())
 
-    def _check_thread(self) -> None:
-        # The loop thread waiting on its own loop would wait forever: nothing else can run it.
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("cannot block on the client from its own loop thread (a callback)")
+    def _request_now(self, method: str, params: Params, timeout: float | None) -> Response:
+        """One call, sent from this thread, which then runs the loop until its answer (see :meth:`SharedLoop.call`).
+
+        No task and no coroutine: the loop's callback that reads the answer stops the loop.
+        """
+        session = self._session
+        response: Response = self._shared.call(
+            lambda answer: session.begin(method, params, timeout, answer),
+            lambda: session.request(method, params, timeout),
+        )
+        return response
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if not self._thread.is_alive():
-            coro.close()
-            raise RuntimeError("this client is closed")
-        if threading.current_thread() is self._thread:
-            coro.close()
-            self._check_thread()
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result()
-        except BaseException:
-            # Ctrl-C in the calling thread: cancel the call on the loop too, so nothing is left behind.
-            future.cancel()
-            raise
+        """Run a coroutine of the client's to its end (see :meth:`SharedLoop.run <.sharedloop.SharedLoop.run>`).
+
+        Raises:
+            ClientClosedError: the client is closed.
+            RuntimeError: this is a callback on its loop.
+        """
+        return self._shared.run(coro)
 
 
 class SyncBatch:
@@ -322,7 +278,8 @@ class SyncBatch:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
-            self.send()
+            # As the async batch does: the outcomes are read when each call's result() is asked for.
+            self._owner._run(self._batch.__aexit__(None, None, None))
 
 
 class SyncSubscription:
@@ -363,7 +320,7 @@ class SyncSubscription:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._owner._thread.is_alive():
+        if self._owner._shared.alive:
             self._owner._run(self._subscription.__aexit__(exc_type, exc, tb))
 
     def __iter__(self) -> Iterator[Event]:
@@ -397,35 +354,6 @@ class _Puller(Generic[T]):
             await aclose()
 
 
-class _Answer(Future[Response]):
-    """A call's answer for the calling thread, set from the loop; what the correlation table needs of a future."""
-
-    def set_result(self, result: Response) -> None:
-        try:
-            super().set_result(result)
-        except InvalidStateError:
-            pass  # abandoned by the calling thread (Ctrl-C) meanwhile
-
-    def set_exception(self, exception: BaseException | None) -> None:
-        try:
-            super().set_exception(exception)
-        except InvalidStateError:
-            pass
-
-
-def _hand_over(done: asyncio.Future[Response], answer: Future[Response]) -> None:
-    """A call's outcome, from the loop's future to the calling thread's."""
-    try:
-        if done.cancelled():
-            answer.cancel()
-        elif (exc := done.exception()) is not None:
-            answer.set_exception(exc)
-        else:
-            answer.set_result(done.result())
-    except InvalidStateError:
-        pass  # abandoned by the calling thread (Ctrl-C) meanwhile
-
-
 def connect_sync(
     url: str, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None, **options: Any
 ) -> SyncClient:
@@ -435,25 +363,28 @@ def connect_sync(
         url: the server's endpoint.
         loop_factory: makes the client's event loop; ``uvloop.new_event_loop``
             for uvloop (``pip install 'rpc-tools[speed]'``); asyncio's own by default.
-        options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``...).
+        options: as for :class:`~rpc_client.client.Client` (``timeout``, ``reconnect``,
+            ``token``, ``cafile``...); a token function runs on the client's loop.
 
     Raises:
         InvalidURL: the URL cannot name a WebSocket server.
+        AuthenticationError: the server refused the credential (HTTP 401) or the connection (403).
         ConnectError: the connection cannot be opened.
     """
     if options.get("connector") is None:
         check_url(url)  # before a thread is started for nothing
-    loop = (loop_factory or asyncio.new_event_loop)()
-    thread = threading.Thread(target=loop.run_forever, name=f"rpc_client loop for {url}", daemon=True)
-    thread.start()
-    client_made: Future[Client] = asyncio.run_coroutine_threadsafe(_connected(url, options), loop)
+    # After close(), a call fails as the async client's does.
+    shared = SharedLoop(
+        loop_factory,
+        name=f"rpc_client loop for {url}",
+        closed=lambda: ClientClosedError(f"the client for {url} is closed"),
+    )
     try:
-        client = client_made.result()
+        client = shared.run(_connected(url, options))
     except BaseException:
-        client_made.cancel()
-        _stop(loop, thread)
+        shared.stop()
         raise
-    return SyncClient(client, loop, thread)
+    return SyncClient(client, shared)
 
 
 async def _connected(url: str, options: dict[str, Any]) -> Client:
@@ -461,11 +392,3 @@ async def _connected(url: str, options: dict[str, Any]) -> Client:
     client = Client(url, **options)
     await client.connect()
     return client
-
-
-def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    # The thread is gone: finish the loop's clean-up here, then close it.
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()

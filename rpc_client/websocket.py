@@ -45,20 +45,37 @@ from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatu
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
 from websockets.frames import CloseCode, Frame, Opcode, apply_mask
 from websockets.http11 import USER_AGENT, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.typing import Origin, Subprotocol
 
+from .credentials import AUTH_STATUSES, refusal
 from .errors import ConnectError, ConnectionLost
 from .transport import OnLost, OnMessage
 from .url import check_url
 
-__all__ = ["WebSocketConnection", "connect"]
+__all__ = ["WebSocketConnection", "connect", "describe_close"]
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _OPEN = State.OPEN
 _MASKS = 4096  # bytes of os.urandom drawn at a time: masks for 1,024 frames
 _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
+
+
+def describe_close(ws: Protocol) -> str:
+    """Where a WebSocket connection is in its closing, as a phrase for error messages.
+
+    Once closed, the close frames received and sent; while closing, the same so far
+    (review F5: not "it is still open"); else that it is not closed.
+    """
+    if ws.state is State.CLOSED:
+        return str(ws.close_exc)
+    if ws.state is State.CLOSING:
+        frames = [f"{how} {frame}" for how, frame in (("received", ws.close_rcvd), ("sent", ws.close_sent)) if frame]
+        return "closing: " + "; then ".join(frames) if frames else "closing"
+    if ws.state is State.CONNECTING:
+        return "it is not open yet"
+    return "it is still open"
 
 
 class WebSocketConnection(asyncio.Protocol):
@@ -106,6 +123,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._lost = False
         self._failed = False  # by us, for a message that is not UTF-8
+        self._fed = False  # websockets was given something in this read (it may have frames to send)
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -123,7 +141,10 @@ class WebSocketConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._wrote_at_once = False
         if self._own_frames:
+            self._fed = False
             self._read_frames(data)
+            if not self._fed:
+                return  # websockets saw none of this read: it has nothing to send, its state is unchanged
         else:
             self._to_protocol(data)
             # Once open, with no extension and no partial frame left in websockets' buffer,
@@ -168,7 +189,7 @@ class WebSocketConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Queue one text message; the messages of this loop turn leave in one write."""
         if self.ws.state is not _OPEN:
-            raise ConnectionLost(f"the connection to {self.url} is closed ({self.close_reason})")
+            raise ConnectionLost(f"the connection to {self.url} is no longer open ({self.close_reason})")
         if self._raw_frames:
             frame = self._text_frame(data)
         else:
@@ -212,9 +233,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     @property
     def close_reason(self) -> str:
-        if self.ws.state is not State.CLOSED:
-            return "it is still open"
-        return str(self.ws.close_exc)
+        return describe_close(self.ws)
 
     async def close(self) -> None:
         """Close with the closing handshake; past ``close_timeout`` the socket is cut."""
@@ -252,6 +271,7 @@ class WebSocketConnection(asyncio.Protocol):
     # -- internals ---------------------------------------------------------------
 
     def _to_protocol(self, data: bytes) -> None:
+        self._fed = True
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
@@ -298,10 +318,21 @@ class WebSocketConnection(asyncio.Protocol):
                 break  # the rest of this frame is still to come
             if simple:
                 payload = buffer[at + head : stop]
-                if first == 0x81:
-                    self._deliver_text(payload)
-                else:
+                if first == 0x82:
                     self._deliver(payload)
+                else:
+                    # Open and not failed (or it would not be simple): what _deliver_text() and _deliver()
+                    # do, without their two calls and checks for each answer.
+                    try:
+                        text = payload.decode()
+                    except UnicodeDecodeError:
+                        self._deliver_text(payload)  # fails the connection, as RFC 6455 asks
+                    else:
+                        on_message = self._on_message
+                        if on_message is None:
+                            self._early.append(text)
+                        else:
+                            on_message(text)
             else:
                 if stop > end:
                     stop = end  # websockets takes what came, and waits for the rest itself
@@ -367,7 +398,7 @@ class WebSocketConnection(asyncio.Protocol):
             # RFC 6455 section 8.1: a text message that is not UTF-8 fails the connection,
             # and section 7.1.7: nothing more is processed, not even frames of the same read.
             self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text frame")
-            self._failed = True
+            self._failed = self._fed = True
             return
         self._deliver(text)
 
@@ -482,11 +513,12 @@ async def connect(
         url: a ``ws://`` or ``wss://`` URL.
         max_size: the largest message accepted, in bytes; None for no limit.
         compression: ``"deflate"`` to offer permessage-deflate; off by default, as on the server.
-        additional_headers: more headers for the handshake request (``Authorization``...).
+        additional_headers: more headers for the handshake request (``Authorization``...); a
+            client's ``token=`` and ``headers=`` arrive here.
         user_agent_header: the ``User-Agent``; None sends none.
         origin: the ``Origin`` header, for servers that check it.
         subprotocols: the subprotocols offered.
-        ssl: an SSLContext for ``wss://`` (the system's default otherwise).
+        ssl: an SSLContext for ``wss://`` (the system's default otherwise); a client's ``ssl=`` or ``cafile=``.
         server_hostname: the host name that the TLS certificate must match, if not the URL's.
         ping_interval: seconds between keepalive pings; None sends none.
         ping_timeout: seconds a pong may take before the connection is dropped; None waits.
@@ -494,6 +526,7 @@ async def connect(
 
     Raises:
         InvalidURL: the URL cannot name a WebSocket server.
+        AuthenticationError: the server refused the handshake with HTTP 401 or 403; its reason says why.
         ConnectError: the connection could not be opened; the message says why.
     """
     uri = check_url(url)
@@ -548,7 +581,10 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
     if isinstance(exc, socket.gaierror):
         return ConnectError(f"{at}: cannot resolve the host name ({exc.strerror})")
     if isinstance(exc, ssl_module.SSLCertVerificationError):
-        return ConnectError(f"{at}: the server's TLS certificate was not accepted ({exc.verify_message})")
+        return ConnectError(
+            f"{at}: the server's TLS certificate was not accepted ({exc.verify_message}); "
+            "if a CA of your own signed it, trust it with cafile= (--cafile)"
+        )
     if tls and stage == "connect" and isinstance(exc, ssl_module.SSLError | ConnectionResetError | EOFError):
         plain = "ws://" + url.split("://", 1)[1]
         return ConnectError(
@@ -557,6 +593,8 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
         )
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
+        if status in AUTH_STATUSES:
+            return refusal(url, exc.response)
         phrase = exc.response.reason_phrase
         if status == 404:
             return ConnectError(f"{at}: the server answered HTTP 404 ({phrase}): is the path right?")
@@ -567,6 +605,8 @@ def _connect_error(url: str, exc: BaseException, *, tls: bool, stage: str) -> Co
     if isinstance(exc, InvalidHandshake):
         return ConnectError(f"{at}: the WebSocket handshake failed ({exc})")
     if isinstance(exc, ConnectionResetError | EOFError) or stage == "handshake":
-        return ConnectError(f"{at}: the server closed the connection during the handshake")
+        # With TLS 1.3, a server that wants a client certificate refuses it after the TLS handshake.
+        hint = "; if it asks for a client certificate (mutual TLS), give one in ssl=" if tls else ""
+        return ConnectError(f"{at}: the server closed the connection during the handshake{hint}")
     assert isinstance(exc, OSError)
     return ConnectError(f"{at}: {exc.strerror or exc or type(exc).__name__}")

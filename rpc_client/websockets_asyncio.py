@@ -20,9 +20,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.protocol import State
 
+from .credentials import AUTH_STATUSES, refusal
 from .errors import ConnectError, ConnectionLost
+from .websocket import describe_close
 
 __all__ = ["WebSocketTransport", "connect"]
 
@@ -58,10 +59,7 @@ class WebSocketTransport:
 
     @property
     def close_reason(self) -> str:
-        protocol = self._ws.protocol
-        if protocol.state is not State.CLOSED:
-            return "it is still open"
-        return str(protocol.close_exc)
+        return describe_close(self._ws.protocol)
 
     async def close(self) -> None:
         await self._ws.close()
@@ -84,6 +82,7 @@ async def connect(url: str, **options: Any) -> WebSocketTransport:
             is off unless asked for (``compression="deflate"``), as on the server.
 
     Raises:
+        AuthenticationError: the server refused the handshake with HTTP 401 or 403; its reason says why.
         ConnectError: the connection could not be opened; the message says why.
     """
     options.setdefault("compression", None)
@@ -93,6 +92,8 @@ async def connect(url: str, **options: Any) -> WebSocketTransport:
         raise ConnectError(f"cannot connect to {url}: not a WebSocket URL ({exc.msg})") from None
     except InvalidStatus as exc:
         status = exc.response.status_code
+        if status in AUTH_STATUSES:
+            raise refusal(url, exc.response) from None
         raise ConnectError(f"cannot connect to {url}: the server answered HTTP {status}, not a WebSocket") from None
     except InvalidHandshake as exc:
         raise ConnectError(f"cannot connect to {url}: the WebSocket handshake failed ({exc})") from None

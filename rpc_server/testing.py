@@ -237,9 +237,14 @@ class MemoryServer:
         """A :class:`~rpc_client.Client` for this server (not yet connected: use ``async with``)."""
         return Client(self.url, connector=self.connect, **client_options)
 
-    async def connect(self, url: str) -> MemoryTransport:
-        """A :data:`~rpc_client.Connector`: opens one in-memory connection, served until it closes."""
-        ours = await self._connector(url)
+    async def connect(self, url: str, **options: Any) -> MemoryTransport:
+        """A :data:`~rpc_client.Connector`: opens one in-memory connection, served until it closes.
+
+        The handshake's options (a client's token, headers, TLS) have no handshake to
+        travel in: the memory server, like the rest of what belongs to the WebSocket,
+        does not check credentials.
+        """
+        ours = await self._connector(url, **options)
         peer = await self._connector.accept()
         task = asyncio.get_running_loop().create_task(self._serve(peer), name="rpc_server memory connection")
         self._connections.add(task)

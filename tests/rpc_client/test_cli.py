@@ -241,6 +241,18 @@ def test_a_number_beyond_a_doubles_range_is_a_usage_error(words, capsys):
     assert "Traceback" not in err
 
 
+DEEP_WORD = "[" * 3000 + "]" * 3000
+
+
+@pytest.mark.parametrize("words", [[DEEP_WORD, "1"], [f"a={DEEP_WORD}"]])
+def test_a_param_nested_past_the_parser_is_a_usage_error(words, capsys):
+    """`add [[[...]]] 1`, 3,000 levels deep, is refused as usage (exit 2) with a sentence, not a RecursionError."""
+    assert main(["--url", "ws://127.0.0.1:9/ws", "add", *words]) == 2
+    err = capsys.readouterr().err
+    assert "a JSON value nested more than about 1,000 levels deep cannot be sent" in err
+    assert "Traceback" not in err
+
+
 def test_a_batch_line_with_a_number_out_of_range_names_the_line(tmp_path, capsys):
     """A --batch line holding 1e400 is a usage error naming its line."""
     calls = tmp_path / "calls.jsonl"

@@ -470,3 +470,76 @@ async def test_a_batch_read_lazily_gives_each_call_what_batch_call_gives(connect
     assert got == expected
     assert [shown.split(":")[0] for shown in got] == ["RpcError", "ProtocolError", "ProtocolError"]
     assert client.in_flight == 0
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+async def test_an_answer_too_deep_to_read_fails_its_call_alone_and_the_connection_goes_on(connected, caplog):
+    """A result nested past the parser's reach fails that call with ProtocolError; the others are answered."""
+    client, peer = connected
+    deep = asyncio.ensure_future(client.call("deep"))
+    other = asyncio.ensure_future(client.call("echo", "other"))
+    deep_id, other_id = (await receive(peer))["id"], (await receive(peer))["id"]
+    with caplog.at_level(logging.WARNING, logger="rpc_client"):
+        await peer.send('{"jsonrpc": "2.0", "result": ' + _deep(5000) + f', "id": {deep_id}}}')
+        with pytest.raises(ProtocolError, match=f"request id {deep_id} cannot be read: .* nested more than"):
+            await deep
+    assert "nested more than about 1,000 levels deep" in caplog.text
+    assert not other.done()
+    await answer(peer, "still here", other_id)
+    assert await other == "still here"
+    later = asyncio.ensure_future(client.call("echo", 1))
+    await answer(peer, 1, (await receive(peer))["id"])
+    assert await later == 1 and client.connected and client.in_flight == 0
+
+
+@pytest.mark.parametrize("way", ["batch_call", "batch"])
+async def test_a_batch_member_too_deep_to_read_fails_alone_and_the_others_keep_their_answers(connected, way):
+    """In a batch's answer, the deep member's outcome is a ProtocolError; the members beside it have theirs."""
+    client, peer = connected
+    if way == "batch_call":
+        sent = asyncio.ensure_future(client.batch_call([("echo", [1]), ("deep", None), ("echo", [3])]))
+    else:
+
+        async def build() -> list:
+            async with client.batch() as batch:
+                handles = [batch.call("echo", 1), batch.call("deep"), batch.call("echo", 3)]
+            return [h.result() if h is not handles[1] else _outcome(h) for h in handles]
+
+        sent = asyncio.ensure_future(build())
+    ids = [request["id"] for request in await receive(peer)]
+    await peer.send(
+        f'[{{"jsonrpc": "2.0", "result": 1, "id": {ids[0]}}}, '
+        + '{"jsonrpc": "2.0", "result": '
+        + _deep(5000)
+        + f', "id": {ids[1]}}}, {{"jsonrpc": "2.0", "result": 3, "id": {ids[2]}}}]'
+    )
+    async with asyncio.timeout(5):
+        first, second, third = await sent
+    assert (first, third) == (1, 3)
+    assert isinstance(second, ProtocolError) and "cannot be read" in str(second)
+    assert client.connected and client.in_flight == 0
+
+
+def _outcome(handle):
+    try:
+        return handle.result()
+    except ProtocolError as exc:
+        return exc
+
+
+async def test_params_too_deep_to_write_raise_value_error_and_send_nothing(connected):
+    """A call whose params are nested past the writer's reach raises ValueError at once; nothing reaches the peer."""
+    client, peer = connected
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ValueError, match="nested more than about 1,000 levels deep"):
+        await client.call("echo", value)
+    with pytest.raises(ValueError, match="nested more than about 1,000 levels deep"):
+        await client.batch_call([("echo", [value])])
+    await client.notify("marker")
+    assert (await receive(peer))["method"] == "marker"
+    assert client.in_flight == 0

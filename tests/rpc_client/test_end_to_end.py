@@ -17,6 +17,7 @@ from rpc_client import (
     ConnectError,
     ConnectionLost,
     Ok,
+    ProtocolError,
     RpcError,
     connect_sync,
 )
@@ -212,7 +213,7 @@ async def test_the_sync_facade_calls_from_a_plain_thread(server):
                 client.call("nope")
             with pytest.raises(TimeoutError):
                 client.call("sleep", 5, timeout=0.05)
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(ClientClosedError, match="closed"):
             client.call("add", 1, 1)
         return product, difference, batch
 
@@ -305,3 +306,33 @@ async def test_a_callback_calling_the_sync_client_raises_runtime_error_instead_o
     assert result["steps"] > 0 and after == 3
     assert refusals and len(refusals) % 2 == 0
     assert set(refusals) == {"cannot block on the client from its own loop thread (a callback)"}
+
+
+async def test_an_answer_too_deep_to_read_over_a_real_socket_fails_only_its_call(caplog):
+    """A server answering one call with 5,000 levels of nesting: that call fails; the connection and the rest go on."""
+    import json
+
+    from websockets.asyncio.server import serve
+
+    deep = "[" * 5000 + "]" * 5000
+
+    async def handler(websocket) -> None:
+        async for message in websocket:
+            request = json.loads(message)
+            if request["method"] == "deep":
+                await websocket.send('{"jsonrpc": "2.0", "result": ' + deep + f', "id": {request["id"]}}}')
+            else:
+                await asyncio.sleep(0.05)  # answered after the deep one
+                await websocket.send(json.dumps({"jsonrpc": "2.0", "result": request["params"], "id": request["id"]}))
+
+    async with serve(handler, "127.0.0.1", 0) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        async with Client(f"ws://127.0.0.1:{port}/ws", timeout=10) as client:
+            other = asyncio.ensure_future(client.call("echo", "other"))
+            with caplog.at_level(logging.WARNING, logger="rpc_client"):
+                with pytest.raises(ProtocolError, match="cannot be read: the message is nested more than"):
+                    await client.call("deep")
+            assert await other == ["other"]
+            assert await client.call("echo", 1) == [1]
+            assert client.connected
+    assert "Traceback" not in caplog.text and "Fatal error" not in caplog.text

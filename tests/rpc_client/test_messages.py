@@ -12,6 +12,9 @@ import pytest
 from jsonrpcclient import notification, parse, request
 
 from rpc_client.messages import (
+    Members,
+    NestedTooDeep,
+    batch_messages,
     cancel_message,
     decode,
     encode,
@@ -69,9 +72,30 @@ def _slow(obj: object) -> object:
 def test_requests_and_notifications_are_what_jsonrpcclient_and_json_make(params):
     """For every kind of params, the bytes built here decode to what jsonrpcclient's request() plus json.dumps gives."""
     assert json.loads(request_bytes("method", params, 7)) == _slow(request("method", params, id=7))
+    assert request_bytes("method", params, 7) == encode(request_object("method", params, 7))  # fast way = general
     assert json.loads(notification_bytes("method", params)) == _slow(notification("method", params))
     streamed = json.loads(request_bytes("method", params, 8, stream=True))
     assert streamed == {**_slow(request("method", params, id=8)), "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("notify_every", "all_params"),
+    [(0, False), (0, True), (1, False), (3, False)],
+    ids=["calls", "calls-all-with-params", "notifications", "mixed"],
+)
+def test_a_batch_s_messages_are_the_requests_built_one_by_one(notify_every, all_params):
+    """batch_messages() (a comprehension over the members) builds what request_object() builds for each member."""
+    members = Members()
+    for at, params in enumerate([p for p in PARAMS if p or not all_params] * 2):
+        members.add(f"m{at}", params, call=not notify_every or at % notify_every != 0)
+    ids = range(41, 41 + members.calls)
+    numbers = iter(ids)
+    expected = [
+        request_object(method, params, None if at in members.notifications else next(numbers))
+        for at, (method, params) in enumerate(zip(members.methods, members.params, strict=True))
+    ]
+    assert batch_messages(members, ids) == expected
+    assert json.loads(encode(batch_messages(members, ids))) == _slow(expected)
 
 
 @pytest.mark.parametrize("params", UNENCODABLE, ids=range(len(UNENCODABLE)))
@@ -128,6 +152,11 @@ RESPONSES = [
     '{"jsonrpc": "2.0", "error": "bad", "id": 10}',
     '{"jsonrpc": "2.0", "error": {"code": 1}, "id": 11}',
     '{"jsonrpc": "2.0", "result": 1}',
+    # Integers past 64 bits (orjson would read them as floats), wherever they are: the digit scan finds them.
+    '{"jsonrpc": "2.0", "result": [1, 2, -9223372036854775809], "id": 12}',
+    '{"jsonrpc": "2.0", "result": {"n": 18446744073709551616}, "id": 13}',
+    '[{"jsonrpc": "2.0", "result": 1, "id": 14}, {"jsonrpc": "2.0", "result": 99999999999999999999, "id": 15}]',
+    '{"jsonrpc": "2.0", "result": "٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣٣", "id": 16}',
 ]
 
 
@@ -137,6 +166,9 @@ def test_answers_are_read_as_json_and_jsonrpcclient_read_them(text):
     decoded = decode(text)
     reference = json.loads(text)
     assert json.dumps(decoded) == json.dumps(reference)  # NaN != NaN: compare what they write
+    assert json.dumps(decode(text.encode())) == json.dumps(reference)  # a binary message, read alike
+    if isinstance(reference, list):
+        return
     try:
         expected = parse(reference)
     except Exception as exc:
@@ -155,3 +187,69 @@ def test_what_is_not_json_is_a_value_error(data):
         json.loads(data)
     with pytest.raises(ValueError):
         decode(data)
+
+
+def _nest(levels: int, inner: str = "[]") -> str:
+    return "[" * levels + inner + "]" * levels
+
+
+DEEP = _nest(3000)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ('{"jsonrpc": "2.0", "result": ' + DEEP + ', "id": 7}', [7]),
+        ('{"id": "s-1", "jsonrpc": "2.0", "result": ' + DEEP + "}", ["s-1"]),
+        # Brackets, commas, quotes and a key "id" inside strings and nested values are no members of the answer.
+        ('{"jsonrpc": "2.0", "result": [' + DEEP + ', "], \\"id\\": 1, {", {"id": 2}], "id": 3}', [3]),
+        ('{"jsonrpc": "2.0", "method": "progress", "params": ' + DEEP + "}", []),  # no id: nothing to fail
+        ('{"jsonrpc": "2.0", "result": ' + DEEP + ', "id": ' + DEEP + "}", []),  # no id of ours
+    ],
+    ids=["id-last", "id-first", "decoys", "notification", "deep-id"],
+)
+def test_an_answer_too_deep_to_parse_names_the_id_it_answers(text, ids):
+    """decode() raises NestedTooDeep (a ValueError) with the id found by scanning, not parsing, the answer."""
+    for message in (text, text.encode()):
+        with pytest.raises(NestedTooDeep) as raised:
+            decode(message)
+        assert isinstance(raised.value, ValueError)
+        assert (raised.value.ids, raised.value.readable) == (ids, [])
+        assert "nested more than about 1,000 levels deep" in str(raised.value)
+
+
+def test_a_batch_answer_with_a_member_too_deep_keeps_its_other_members():
+    """In a batch's array, the members that can be read are decoded; the deep one is named by its id."""
+    shallow = [{"jsonrpc": "2.0", "result": "a, [b]", "id": 1}, {"jsonrpc": "2.0", "error": {"code": 1}, "id": 3}]
+    text = (
+        f"[{json.dumps(shallow[0])}, "
+        + '{"jsonrpc": "2.0", "result": '
+        + DEEP
+        + f', "id": 2}}, {json.dumps(shallow[1])}, '
+        + _nest(2000, "{}")
+        + "]"
+    )
+    with pytest.raises(NestedTooDeep) as raised:
+        decode(text)
+    assert raised.value.ids == [2]
+    assert raised.value.readable == shallow
+
+
+def test_a_message_as_deep_as_the_parser_reads_is_still_decoded():
+    """Nesting within the parsers' reach decodes as before: the scan is only for what they refuse."""
+    text = '{"jsonrpc": "2.0", "result": ' + _nest(500) + ', "id": 1}'
+    assert decode(text) == json.loads(text)
+
+
+def test_a_value_too_deep_to_write_is_refused_with_value_error():
+    """encode() of params nested past the writer's reach raises ValueError (not RecursionError), naming the depth."""
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(ValueError, match="nested more than about 1,000 levels deep") as raised:
+        encode({"params": value})
+    assert not isinstance(raised.value, RecursionError)
+    shallow: list = []
+    for _ in range(200):
+        shallow = [shallow]
+    assert json.loads(encode(shallow)) == shallow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import pytest
 from jsonrpcclient import Error, Ok
@@ -196,6 +197,9 @@ ANSWER_SETS = [
         {"jsonrpc": "2.0", "result": 1, "id": 1},
         {"jsonrpc": "2.0", "result": 2, "id": 2},
     ],
+    # ids that equal ours in Python but are not: true is no id of ours; 1.0 and 2.0 are taken as 1 and 2.
+    [{"jsonrpc": "2.0", "result": 1, "id": True}, {"jsonrpc": "2.0", "result": 2, "id": 2}],
+    [{"jsonrpc": "2.0", "result": 1, "id": 1.0}, {"jsonrpc": "2.0", "result": 2, "id": 2.0}],
 ]
 
 
@@ -210,7 +214,7 @@ async def test_a_batch_awaited_whole_ends_as_the_same_batch_awaited_member_by_me
     with slow.expecting([1, 2]) as futures:
         slow.resolve(answers)
         expected = [_described(o) for o in await asyncio.gather(*futures, return_exceptions=True)]
-    future = fast.expect_batch([1, 2])
+    future = fast.expect_batch(range(1, 3))
     fast.resolve(answers)
     assert [_described(o) for o in await future] == expected
     assert len(fast) == len(slow) == 0
@@ -240,9 +244,113 @@ async def test_a_call_awaited_by_expect_ends_as_the_same_call_awaited_by_expecti
 async def test_a_batch_kept_raw_reads_as_the_batch_read_at_once(answers):
     """expect_batch(raw=True), each answer read by outcome_from() later, equals expect_batch() reading them at once."""
     eager, lazy = PendingCalls(), PendingCalls()
-    at_once = eager.expect_batch([1, 2])
-    kept = lazy.expect_batch([1, 2], raw=True)
+    at_once = eager.expect_batch(range(1, 3))
+    kept = lazy.expect_batch(range(1, 3), raw=True)
     eager.resolve(answers)
     lazy.resolve(answers)
     read_later = [o if isinstance(o, ProtocolError) else outcome_from(o) for o in await kept]
     assert [_described(o) for o in read_later] == [_described(o) for o in await at_once]
+
+
+def _random_answers(rng: random.Random, ids: range) -> list[list[object]]:
+    """Arrays (one or several) a server might send for a batch of ``ids``: in order or not, lost, doubled, odd ids."""
+    members: list[object] = []
+    for id in ids:
+        roll = rng.random()
+        if roll < 0.1:
+            continue  # lost
+        answer: object = ok(id * 10, id) if roll < 0.7 else err(-32000, "no", id)
+        if roll > 0.95:
+            answer = {"jsonrpc": "2.0", "id": id}  # neither result nor error
+        members.append(answer)
+        if rng.random() < 0.05:
+            members.append(ok(-1, id))  # the same id twice: the first answer stands
+    for odd in (True, 1.0, float(ids.start + 1), "1", None, ids.stop + 5, 3.5):
+        if rng.random() < 0.08:
+            members.insert(rng.randrange(len(members) + 1), ok("odd", odd))
+    if rng.random() < 0.05:
+        members.insert(rng.randrange(len(members) + 1), "not an object")
+    if rng.random() < 0.5:
+        rng.shuffle(members)
+    if len(members) > 1 and rng.random() < 0.2:
+        cut = rng.randrange(1, len(members))
+        return [members[:cut], members[cut:]]
+    return [members]
+
+
+@pytest.mark.parametrize("seed", range(300))
+async def test_a_batch_by_range_ends_as_the_batch_by_id_whatever_the_server_sends(seed):
+    """expect_batch() (ids as a range, whole arrays taken as they are) gives each member what expecting() gives it."""
+    rng = random.Random(seed)
+    slow, fast, lazy = PendingCalls(), PendingCalls(), PendingCalls()
+    skipped = rng.choice([0, 0, 7])  # the batch's ids need not start at 1
+    for table in (slow, fast, lazy):
+        table.next_ids(skipped)
+    count = rng.randint(1, 8)
+    ids = fast.next_ids(count)
+    assert lazy.next_ids(count) == slow.next_ids(count) == ids
+    arrays = _random_answers(rng, ids)
+    whole = fast.expect_batch(ids)
+    kept = lazy.expect_batch(ids, raw=True)
+    with slow.expecting(ids) as futures:
+        for array in arrays:
+            for table in (slow, fast, lazy):
+                table.resolve(array)
+        waiting = sum(not future.done() for future in futures)
+        assert len(fast) == len(lazy) == len(slow) == waiting, arrays
+        if waiting:  # no array touched the batch: every member waits for its timeout, either way
+            assert not whole.done() and not kept.done()
+            return
+        expected = [_described(o) for o in await asyncio.gather(*futures, return_exceptions=True)]
+    assert whole.done() and kept.done(), arrays
+    assert [_described(o) for o in whole.result()] == expected
+    read_later = [o if isinstance(o, ProtocolError) else outcome_from(o) for o in kept.result()]
+    assert [_described(o) for o in read_later] == expected
+    assert len(fast) == len(lazy) == len(slow) == 0
+
+
+async def test_an_array_answering_a_whole_batch_in_order_is_taken_as_it_is():
+    """The usual answer (every id of the batch, in order) becomes the raw outcomes themselves, the list unchanged."""
+    pending = PendingCalls()
+    ids = pending.next_ids(1000)
+    future = pending.expect_batch(ids, raw=True)
+    answers = [ok(i * 2, id) for i, id in enumerate(ids)]
+    pending.resolve(answers)
+    assert future.result() is answers
+    assert len(pending) == 0 and 1 not in pending
+
+
+async def test_a_lone_call_answered_inside_an_array_leaves_the_other_calls_waiting():
+    """Calls of expect() share no group: an array answering one of them fails no other, as with expecting()."""
+    slow, fast = PendingCalls(), PendingCalls()
+    with slow.expecting([1]) as (slow_one,), slow.expecting([2]) as (slow_two,):
+        slow.resolve([ok(10, 1)])
+        one, two = fast.expect(1), fast.expect(2)
+        fast.resolve([ok(10, 1)])
+        assert (one.result(), two.done()) == (slow_one.result(), slow_two.done()) == (Ok(10, 1), False)
+        assert 2 in fast and len(fast) == 1
+        fast.discard(2, two)
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_many_batches_waiting_at_once_each_get_their_own_answers(seed):
+    """Fifty batches in flight, answered in any order, each by its array (in order or not): each gets its own."""
+    rng = random.Random(seed)
+    pending = PendingCalls()
+    batches = []
+    for _ in range(50):
+        ids = pending.next_ids(rng.randint(1, 5))
+        pending.next_ids(rng.choice([0, 0, 3]))  # ids given to others in between
+        batches.append((ids, pending.expect_batch(ids, raw=rng.random() < 0.5)))
+    with pytest.raises(ValueError, match="overlap"):
+        pending.expect_batch(range(batches[10][0].start, batches[10][0].stop + 1))
+    for ids, _ in rng.sample(batches, len(batches)):
+        array = [ok(id * 10, id) for id in ids]
+        if rng.random() < 0.5:
+            rng.shuffle(array)  # the general way; in order, the array is taken whole
+        pending.resolve(array if len(array) > 1 or rng.random() < 0.5 else array[0])
+    for ids, future in batches:
+        assert future.done()
+        outcomes = [o if isinstance(o, Ok) else outcome_from(o) for o in future.result()]
+        assert outcomes == [Ok(id * 10, id) for id in ids]
+    assert len(pending) == 0

@@ -12,6 +12,7 @@ import rpc_client
 from rpc_client import Client, SyncClient, errors
 
 PUBLIC = {
+    "AuthenticationError",
     "Backoff",
     "Batch",
     "BatchCall",
@@ -49,6 +50,7 @@ MODULES = [
     "batch",
     "cli",
     "client",
+    "credentials",
     "errors",
     "exchange",
     "memory",
@@ -57,6 +59,7 @@ MODULES = [
     "progress",
     "push",
     "session",
+    "sharedloop",
     "streams",
     "subscription",
     "sync",

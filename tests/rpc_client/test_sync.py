@@ -84,27 +84,7 @@ def test_connect_sync_can_run_its_loop_on_uvloop(threaded_server):
     uvloop = pytest.importorskip("uvloop", reason="uvloop comes with the bench and speed extras")
     with connect_sync(threaded_server, loop_factory=uvloop.new_event_loop) as client:
         assert client.call("multiply", 3, 4) == 12
-        assert isinstance(client._loop, uvloop.Loop)
-
-
-@pytest.mark.parametrize(
-    ("method", "params"),
-    [
-        ("multiply", [3, 4]),
-        ("subtract", {"minuend": 42, "subtrahend": 23}),
-        ("divide", [1, 0]),
-        ("nope", None),
-        ("multiply", ["ab", 3]),
-        ("sleep", [0.01, {"nested": [1, 2.5, None]}]),
-    ],
-)
-def test_a_sync_call_started_by_callback_answers_as_the_async_clients_coroutine_does(threaded_server, method, params):
-    """request() on the blocking facade (started on the loop by a callback) gives what Client.request gives."""
-    with connect_sync(threaded_server) as client:
-        fast = client.request(method, params)
-        slow = client._run(client._client.request(method, params))
-    assert type(fast) is type(slow)
-    assert fast._replace(id=None) == slow._replace(id=None)
+        assert isinstance(client._shared.loop, uvloop.Loop)
 
 
 def test_a_sync_call_times_out_with_call_timeout(threaded_server):

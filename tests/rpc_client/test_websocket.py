@@ -136,3 +136,23 @@ async def test_the_streams_cover_the_cases_cut_apart():
     fast, received = opened(own_frames=True)
     fast.data_received(b"".join(STREAMS["short texts"]))
     assert fast._own_frames and len(received) == 20
+
+
+async def test_a_write_while_the_server_closes_says_closing_and_why_not_still_open():
+    """After the server's close frame, a write raises ConnectionLost naming the close it received (review F5)."""
+    from rpc_client import ConnectionLost
+
+    connection, _ = opened(own_frames=True)
+    assert connection.close_reason == "it is still open"
+    connection.data_received(
+        server_frame(Opcode.CLOSE, Close(CloseCode.GOING_AWAY, "the server is shutting down").serialize())
+    )
+    assert connection.ws.state is State.CLOSING
+    with pytest.raises(ConnectionLost) as raised:
+        connection.write(b'{"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1}')
+    message = str(raised.value)
+    assert "still open" not in message
+    assert message.endswith(
+        "is no longer open (closing: received 1001 (going away) the server is shutting down; "
+        "then sent 1001 (going away) the server is shutting down)"
+    ), message

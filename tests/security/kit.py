@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from websockets.asyncio.client import connect
@@ -24,11 +26,13 @@ __all__ = [
     "KEY_ALL",
     "KEY_MATH",
     "SECRET",
+    "client_context",
     "forge_hs256",
     "mint",
     "pem",
     "private_keys",
     "refused",
+    "tls_files",
     "tools",
     "write",
 ]
@@ -47,6 +51,26 @@ def write(directory: Path, name: str, text: str | bytes) -> Path:
         path.write_bytes(text)
     path.chmod(0o600)
     return path
+
+
+def tls_files(ca: trustme.CA, directory: Path) -> tuple[Path, Path, Path]:
+    """A server's certificate chain and key (for 127.0.0.1 and localhost) signed by ``ca``, and ``ca``, as PEM files."""
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    for blob in leaf.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+    return certfile, keyfile, cafile
+
+
+def client_context(ca: trustme.CA, certificate: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    """A client's TLS context trusting ``ca``, showing ``certificate`` if given (mutual TLS)."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    if certificate is not None:
+        certificate.configure_cert(context)
+    return context
 
 
 def private_keys() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from rpc_server.tls import server_context, subject
 from rpc_server.traffic import Traffic
 
 from ..rpc_server.wire import WAIT, StartServer, rpc
-from .kit import KEY_ALL, tools
+from .kit import KEY_ALL, client_context, tls_files, tools
 
 # What a client sees when the server refuses its certificate: with TLS 1.3 the client's side of the
 # handshake completes first, and the refusal shows as a connection closed before any HTTP answer.
@@ -36,21 +36,7 @@ def ca() -> trustme.CA:
 @pytest.fixture
 def server_files(tmp_path: Path, ca: trustme.CA) -> tuple[Path, Path, Path]:
     """The server's certificate chain and key (for 127.0.0.1 and localhost), and the CA, as PEM files."""
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    for blob in leaf.cert_chain_pems:
-        blob.write_to_path(str(certfile), append=True)
-    leaf.private_key_pem.write_to_path(str(keyfile))
-    ca.cert_pem.write_to_path(str(cafile))
-    return certfile, keyfile, cafile
-
-
-def client_context(ca: trustme.CA, certificate: trustme.LeafCert | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    if certificate is not None:
-        certificate.configure_cert(context)
-    return context
+    return tls_files(ca, tmp_path)
 
 
 async def test_tls_serves_wss_and_answers_calls(
