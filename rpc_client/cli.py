@@ -80,23 +80,23 @@ MODULE_PROG = "python -m rpc_client"
 
 EPILOG = """\
 examples:
-  python -m rpc_client multiply 3 4                     prints 12
-  python -m rpc_client subtract minuend=42 subtrahend=23
-  python -m rpc_client sleep 1 '"done"' --timeout 0.5   a JSON string; exits 4 on the timeout
-  python -m rpc_client --json divide 1 0                the whole response object
-  python -m rpc_client --notify multiply 3 4            no id, no answer
-  python -m rpc_client --batch calls.jsonl              one output line per call, in order
-  echo '[{"method": "add", "params": [1, 2]}]' | python -m rpc_client --batch -
-  python -m rpc_client --demo                           several calls at once, printed as they come back
-  python -m rpc_client --stream count 5                 prints 1 to 5, one line each, as they come
-  python -m rpc_client long_task 3                      a progress bar on stderr, then the result
-  python -m rpc_client long_task 3 2>progress.log       not a terminal: lines like 'progress 3/10: step 3 of 10'
-  python -m rpc_client --subscribe clock                one JSON line per tick, until Ctrl-C
-  python -m rpc_client --subscribe clock interval=0.5 --max 3
-  python -m rpc_client --list                           the server's methods and topics
-  python -m rpc_client --describe divide                params, result, errors and an example
-  RPC_TOKEN=... python -m rpc_client multiply 3 4       with a credential (API key or JWT)
-  python -m rpc_client --url wss://host:8443/ws --cafile ca.pem --token-file token.txt multiply 3 4
+  %(prog)s multiply 3 4                     prints 12
+  %(prog)s subtract minuend=42 subtrahend=23
+  %(prog)s sleep 1 '"done"' --timeout 0.5   a JSON string; exits 4 on the timeout
+  %(prog)s --json divide 1 0                the whole response object
+  %(prog)s --notify multiply 3 4            no id, no answer
+  %(prog)s --batch calls.jsonl              one output line per call, in order
+  echo '[{"method": "add", "params": [1, 2]}]' | %(prog)s --batch -
+  %(prog)s --demo                           several calls at once, printed as they come back
+  %(prog)s --stream count 5                 prints 1 to 5, one line each, as they come
+  %(prog)s long_task 3                      a progress bar on stderr, then the result
+  %(prog)s long_task 3 2>progress.log       not a terminal: lines like 'progress 3/10: step 3 of 10'
+  %(prog)s --subscribe clock                one JSON line per tick, until Ctrl-C
+  %(prog)s --subscribe clock interval=0.5 --max 3
+  %(prog)s --list                           the server's methods and topics
+  %(prog)s --describe divide                params, result, errors and an example
+  RPC_TOKEN=... %(prog)s multiply 3 4       with a credential (API key or JWT)
+  %(prog)s --url wss://host:8443/ws --cafile ca.pem --token-file token.txt multiply 3 4
 
 Each param is read as JSON when it is JSON (3, 2.5, true, null, [1,2], '"3"'),
 else as a string; name=value params are sent by name. Put -- before params

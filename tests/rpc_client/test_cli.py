@@ -329,3 +329,13 @@ def test_loop_uvloop_runs_the_call_on_uvloop(threaded_server, capsys):
     pytest.importorskip("uvloop", reason="uvloop comes with the bench and speed extras")
     assert main(["--url", threaded_server, "--loop", "uvloop", "multiply", "3", "4"]) == 0
     assert capsys.readouterr().out == "12\n"
+
+
+@pytest.mark.parametrize("prog", ["rpc-client", "python -m rpc_client"])
+def test_help_examples_use_the_name_the_program_was_run_by(prog: str) -> None:
+    """Examples pasted from `rpc-client --help` must run as they are: with the name that was typed."""
+    examples = cli.build_parser(prog).format_help().split("examples:", 1)[1]
+    commands = [line.strip() for line in examples.splitlines() if "multiply 3 4" in line]
+    assert commands and all(prog in line for line in commands)
+    other = "python -m rpc_client" if prog == "rpc-client" else "rpc-client "
+    assert other not in examples
