@@ -34,7 +34,7 @@ def _metrics(key: str) -> tuple[Metric, ...]:
     return SCENARIOS[key].metrics
 
 
-PEERS = ("ours-key", "echo", "fastapi", "node", "picows-echo")
+PEERS = ("ours-key", "ours-uvloop", "echo", "fastapi", "node", "picows-echo")
 
 
 def _medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
