@@ -62,6 +62,7 @@ from websockets.server import ServerProtocol
 
 from . import codes, protocol
 from .config import Limits
+from .frames import text_frame
 from .handshake import Admission, endpoint_of
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
 from .logs import CONTEXT
@@ -176,6 +177,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.accepted = False  # the handshake succeeded and the connection has not been failed since
+        self.own_frames = False  # answers framed by .frames rather than by websockets (see _answer)
         # Message tasks, each with the calls and the message bytes it holds.
         self.running: dict[asyncio.Task[None], tuple[int, int]] = {}
         self.in_flight = 0
@@ -346,6 +348,8 @@ class Connection(asyncio.Protocol):
                 self.expiry_timer = self.loop.call_later(delay, self._expire)
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
+            # Answers are framed here unless an extension (deflate) rewrites them, or websockets logs frames.
+            self.own_frames = not self.ws.extensions and not self.ws.debug
             self._schedule_ping()
         elif traffic is not None and response.status_code != 426:  # 426: plain HTTP on the endpoint, not an upgrade
             traffic.refused["invalid"] += 1  # not a valid WebSocket handshake
@@ -506,8 +510,14 @@ class Connection(asyncio.Protocol):
     # -- outgoing --------------------------------------------------------------
 
     def _answer(self, message: bytes) -> None:
-        if self.ws.state is _OPEN:
-            self.ws.send_text(message)
+        ws = self.ws
+        if ws.state is _OPEN:
+            if self.own_frames:
+                # websockets' send_text less its checks, which hold here (the server never
+                # fragments what it sends), and less its Frame object (issue 13).
+                ws.writes.append(text_frame(message))
+            else:
+                ws.send_text(message)
             traffic = self.traffic
             if traffic is not None:
                 traffic.messages_out += 1
@@ -517,11 +527,7 @@ class Connection(asyncio.Protocol):
         """The session's way out: streamed parts, progress, events. Waits while the socket is full."""
         if self.ws.state is not _OPEN:
             return  # the peer is gone: what it asked for is dropped with it
-        self.ws.send_text(message)
-        traffic = self.traffic
-        if traffic is not None:
-            traffic.messages_out += 1
-            traffic.bytes_out += len(message)
+        self._answer(message)
         self._schedule_flush()
         if self.writing_paused:
             if self.drained is None:
