@@ -26,7 +26,7 @@ from rpc_server.cli import positive_integer
 __all__ = ["build_parser", "main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVERS = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo", "ours-2w", "ours-nometrics")
+SERVERS = ("ours", "ours-key", "echo", "fastapi", "node", "picows-echo", "ours-2w", "ours-nometrics", "ours-uvloop")
 SCENARIO_KEYS = (
     "throughput",
     "latency",
@@ -46,7 +46,8 @@ servers: ours (this project's server, as shipped), ours-key (the same with an AP
 configured, its clients presenting it), echo (bare websockets: the limit),
 fastapi (the seed's FastAPI + uvicorn), node (rpc-websockets; needs node and npm, and
 is installed into benchmarks/.node/ on first use), picows-echo (the load generator's ceiling),
-ours-2w (ours with --workers 2), ours-nometrics (ours with --no-metrics).
+ours-2w (ours with --workers 2), ours-nometrics (ours with --no-metrics),
+ours-uvloop (ours with --loop uvloop; latency and batch).
 
 scenarios: throughput, latency, batch, scale, deflate, connections (1 worker and 2),
 metrics (on and off) (see benchmarks/scenarios.py); and, against our server, the

@@ -76,7 +76,7 @@ class _Sink(asyncio.Transport):
         return default
 
 
-async def _drive(kind: str, count: int) -> int:
+async def _drive(kind: str, count: int, metrics: bool) -> int:
     from websockets.client import ClientProtocol
     from websockets.uri import parse_uri
 
@@ -84,6 +84,10 @@ async def _drive(kind: str, count: int) -> int:
     from rpc_server.connection import Connection
 
     server = RpcServer(port=0)
+    if metrics:  # as python -m rpc_server serves by default
+        from rpc_server.metrics import install
+
+        install(server)
     connection = Connection(server)
     sink = _Sink()
     connection.connection_made(sink)
@@ -112,13 +116,13 @@ async def _drive(kind: str, count: int) -> int:
     return sink.written
 
 
-def _run_one(kind: str, count: int) -> None:
-    written = asyncio.run(_drive(kind, count))
+def _run_one(kind: str, count: int, metrics: bool) -> None:
+    written = asyncio.run(_drive(kind, count, metrics))
     if count and not written:
         raise SystemExit("nothing was answered")
 
 
-def _instructions(kind: str, count: int, valgrind: str) -> int:
+def _instructions(kind: str, count: int, valgrind: str, metrics: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         done = subprocess.run(
@@ -132,6 +136,7 @@ def _instructions(kind: str, count: int, valgrind: str) -> int:
                 "--child",
                 kind,
                 str(count),
+                *(["--metrics"] if metrics else []),
             ],
             capture_output=True,
             text=True,
@@ -148,19 +153,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath", description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20_000, help="calls per run (default %(default)s)")
     parser.add_argument("--valgrind", default="valgrind", help="the valgrind command")
+    parser.add_argument(
+        "--metrics", action="store_true", help="count calls as python -m rpc_server does by default (/metrics)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("KIND", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _run_one(args.child[0], int(args.child[1]))
+        _run_one(args.child[0], int(args.child[1]), args.metrics)
         return 0
     figures: dict[str, float] = {}
     for kind in ("call", "batch"):
-        base = _instructions(kind, 0, args.valgrind)
-        full = _instructions(kind, args.calls, args.valgrind)
+        base = _instructions(kind, 0, args.valgrind, args.metrics)
+        full = _instructions(kind, args.calls, args.valgrind, args.metrics)
         figures[f"{kind}_instructions"] = (full - base) / args.calls
     import rpc_server
 
-    print(json.dumps({"rpc_server": os.path.dirname(rpc_server.__file__), "calls": args.calls, **figures}))
+    where = os.path.dirname(rpc_server.__file__)
+    print(json.dumps({"rpc_server": where, "calls": args.calls, "metrics": args.metrics, **figures}))
     return 0
 
 

@@ -116,6 +116,7 @@ CATALOG: dict[str, ServerSpec] = {
         ServerSpec("ours", "ours (rpc_server, defaults)", JSONRPC, _ours),
         ServerSpec("ours-2w", "ours, --workers 2", JSONRPC, _ours_with("--workers", "2")),
         ServerSpec("ours-nometrics", "ours, --no-metrics", JSONRPC, _ours_with("--no-metrics")),
+        ServerSpec("ours-uvloop", "ours, --loop uvloop", JSONRPC, _ours_with("--loop", "uvloop")),
         ServerSpec("ours-key", "ours with an API key (--api-key-file)", JSONRPC, _ours_with_key, BENCH_KEY),
         ServerSpec("echo", "echo (bare websockets: the limit)", ECHO, _python_peer("echo_server.py")),
         ServerSpec("fastapi", "FastAPI + uvicorn (the seed)", SEED, _python_peer("fastapi_peer.py")),

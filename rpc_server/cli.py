@@ -19,7 +19,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -67,6 +67,7 @@ crossing each looks like: docs/limits.md.
 """
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+LOOPS = ["asyncio", "uvloop"]
 _DEFAULTS = Limits()
 
 
@@ -224,11 +225,20 @@ def _log_format(text: str) -> str:
     return text.lower()
 
 
-def _log_level(text: str) -> str:
+def _one_of(choices: list[str]) -> Callable[[str], str]:
+    """A flag's type that takes one of ``choices``, in any case."""
+
     # argparse checks a flag against choices, but not a default from the environment.
-    if text.lower() not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, not {text!r}")
-    return text.lower()
+    def choice(text: str) -> str:
+        if text.lower() not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, not {text!r}")
+        return text.lower()
+
+    return choice
+
+
+_log_level = _one_of(LOG_LEVELS)
+_loop = _one_of(LOOPS)
 
 
 # -- the flags, by group ------------------------------------------------------------
@@ -565,6 +575,18 @@ def _add_operations(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_event_loop(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("event loop")
+    group.add_argument(
+        "--loop",
+        type=_loop,
+        default=_env("RPC_LOOP", "asyncio"),
+        metavar="{asyncio,uvloop}",
+        help="the event loop: uvloop answers sooner, and needs pip install 'rpc-tools[speed]' "
+        "(env RPC_LOOP; default %(default)s)",
+    )
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``prog`` is the name shown in usage and errors (how the user ran it)."""
     parser = argparse.ArgumentParser(
@@ -573,7 +595,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for add_group in (_add_listening, _add_security, _add_limits, _add_tools, _add_logging, _add_operations):
+    for add_group in (
+        _add_listening,
+        _add_security,
+        _add_limits,
+        _add_tools,
+        _add_logging,
+        _add_operations,
+        _add_event_loop,
+    ):
         add_group(parser)
     for action in parser._actions:
         if action.type is not None:
@@ -852,6 +882,26 @@ async def _serve(service: Service) -> int:
     return 1
 
 
+def _runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """What runs the server on the event loop named by ``--loop``: asyncio's own, or uvloop's.
+
+    Raises:
+        ConfigError: uvloop was asked for and is not installed.
+    """
+    if name != "uvloop":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        raise ConfigError("--loop uvloop needs uvloop: pip install 'rpc-tools[speed]'") from None
+
+    def run(main: Coroutine[Any, Any, int]) -> int:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as on_uvloop:
+            return on_uvloop.run(main)
+
+    return run
+
+
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     parser = build_parser(prog)
@@ -867,6 +917,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         if not registry:
             raise RpcServerError("no tools to serve: --no-builtins needs --tools")
         server = server_from(args, registry)  # with workers too: the flags are checked once, here
+        run = _runner(args.loop)
         if args.workers > 1:
             supervisor = Supervisor(sys.argv[1:] if argv is None else argv, args.workers, args.host, args.port)
         else:
@@ -877,8 +928,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         return 2
     try:
         if args.workers > 1:
-            return asyncio.run(supervisor.run())
-        return asyncio.run(_serve(service))
+            return run(supervisor.run())
+        return run(_serve(service))
     except OSError as exc:
         print(f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {_listen_error(exc)}", file=sys.stderr)
         return 1

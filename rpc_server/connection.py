@@ -53,15 +53,17 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, cast
 
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode, apply_mask
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from . import codes, protocol
 from .config import Limits
+from .frames import FrameReader, text_frame
 from .handshake import Admission, Refusal, endpoint_of, is_upgrade, path_of, peer_name
 from .handshake import response as http_response
 from .inbox import BINARY, NONE, Backlog, Fragments, MessageTooBig, cancel_target
@@ -151,6 +153,8 @@ EXPIRY_GRACE_S = 5.0
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _DATA = frozenset((_TEXT, _BINARY, _CONT))
 _OPEN = State.OPEN
+# What websockets' parser awaits between two frames (see Connection._between_frames).
+_AT_EOF = StreamReader.at_eof.__code__
 # Connection numbers, for logs.
 _numbers = itertools.count(1)
 
@@ -177,6 +181,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost = False
         self.accepted = False  # the handshake succeeded and the connection has not been failed since
+        self.own_frames = False  # answers framed by .frames rather than by websockets (see _answer)
+        self.reader: FrameReader | None = None  # frames read by .frames rather than by websockets (see _take)
         # Message tasks, each with the calls and the message bytes it holds.
         self.running: dict[asyncio.Task[None], tuple[int, int]] = {}
         self.in_flight = 0
@@ -212,8 +218,9 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not asserted to be an asyncio.Transport: uvloop's transports do all a Transport does
+        # without deriving from it (a server run with --loop uvloop failed on the assert).
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = peer_name(transport.get_extra_info("peername"))
         if peer is not None:
             self.log_context["peer"] = peer
@@ -257,6 +264,47 @@ class Connection(asyncio.Protocol):
             CONTEXT.reset(token)
 
     def _take(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None:
+            self._parse(data)
+            if self.accepted and not self.ws.extensions and self._between_frames():
+                self.reader = FrameReader(self.ws.max_message_size)
+        else:
+            ws = self.ws
+            for frame, start in reader.feed(data):
+                if (
+                    start < 0
+                    or ws.state is not _OPEN
+                    or ws.current_size is not None
+                    or not self.accepted
+                    or self.draining
+                ):
+                    self._parse(frame)  # websockets' own path, which then stands between frames again
+                    continue
+                # A whole text message in one frame: the hot path.
+                message = apply_mask(frame[start:], frame[start - 4 : start])
+                if self.backlog or self.full:
+                    self._arrived(message)
+                else:
+                    self._message(message)
+            if reader.off:
+                self.reader = None
+        self._update_reading()
+        self._flush()
+
+    def _between_frames(self) -> bool:
+        """Whether websockets' parser waits for the first byte of a frame, with nothing of one buffered."""
+        ws = self.ws
+        if ws.reader.buffer:
+            return False
+        # The innermost generator of the parser's chain (ServerProtocol.parse, Protocol.parse, ...).
+        waiting = ws.parser
+        while (inner := getattr(waiting, "gi_yieldfrom", None)) is not None:
+            waiting = inner
+        return getattr(waiting, "gi_code", None) is _AT_EOF
+
+    def _parse(self, data: bytes) -> None:
+        """Let websockets parse ``data`` and act on what it found."""
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if type(event) is not Frame:
@@ -276,10 +324,11 @@ class Connection(asyncio.Protocol):
                 # Seen at once, even at the in-flight cap: a peer that answers is alive.
                 self._pong(event.data)
             # websockets answers pings and close frames by itself.
-        self._update_reading()
-        self._flush()
 
     def eof_received(self) -> bool | None:
+        if self.reader is not None and self.reader.pending:
+            self.ws.receive_data(bytes(self.reader.pending))  # a frame cut short: websockets says so
+        self.reader = None
         self.ws.receive_eof()
         self._flush()
         return None  # let asyncio close the transport
@@ -353,6 +402,8 @@ class Connection(asyncio.Protocol):
                 self.expiry_timer = self.loop.call_later(delay, self._expire)
             if self.ws.subprotocol is not None:
                 self.dispatch = self.host.handler(self.ws.subprotocol)
+            # Answers are framed here unless an extension (deflate) rewrites them, or websockets logs frames.
+            self.own_frames = not self.ws.extensions and not self.ws.debug
             self._schedule_ping()
         elif traffic is not None and response.status_code != 426:  # 426: plain HTTP on the endpoint, not an upgrade
             traffic.refused["invalid"] += 1  # not a valid WebSocket handshake
@@ -513,8 +564,14 @@ class Connection(asyncio.Protocol):
     # -- outgoing --------------------------------------------------------------
 
     def _answer(self, message: bytes) -> None:
-        if self.ws.state is _OPEN:
-            self.ws.send_text(message)
+        ws = self.ws
+        if ws.state is _OPEN:
+            if self.own_frames:
+                # websockets' send_text less its checks, which hold here (the server never
+                # fragments what it sends), and less its Frame object (issue 13).
+                ws.writes.append(text_frame(message))
+            else:
+                ws.send_text(message)
             traffic = self.traffic
             if traffic is not None:
                 traffic.messages_out += 1
@@ -524,11 +581,7 @@ class Connection(asyncio.Protocol):
         """The session's way out: streamed parts, progress, events. Waits while the socket is full."""
         if self.ws.state is not _OPEN:
             return  # the peer is gone: what it asked for is dropped with it
-        self.ws.send_text(message)
-        traffic = self.traffic
-        if traffic is not None:
-            traffic.messages_out += 1
-            traffic.bytes_out += len(message)
+        self._answer(message)
         self._schedule_flush()
         if self.writing_paused:
             if self.drained is None:

@@ -151,6 +151,30 @@ class Calls:
         stats.buckets[_bucket(_BOUNDS, seconds)] += 1
         stats.seconds += seconds
 
+    def calls(self, requests: list[Any], outcomes: list[Any], seconds: float) -> None:
+        """A batch's members, each taking ``seconds``, counted as :meth:`call` counts them; those running are not.
+
+        Issue 13: one call() a member was a sixth of a batch's cost. In a run of
+        members answered with a result by the same method, each after the first
+        costs three increments.
+        """
+        slot = _bucket(_BOUNDS, seconds)
+        method: Any = None
+        stats: _Method | None = None
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if type(outcome) is dict and "result" in outcome:
+                # Answered with a result: a valid request, whose method is a string.
+                if stats is not None and request["method"] == method:
+                    stats.ok += 1
+                    stats.buckets[slot] += 1
+                    stats.seconds += seconds
+                    continue
+                self.call(request, outcome, seconds)
+                method = request["method"]
+                stats = self.methods.get(method)
+            elif outcome is None or type(outcome) is dict:
+                self.call(request, outcome, seconds)
+
     def _first(self, request: Any) -> _Method:
         method = request.get("method") if type(request) is dict else None
         if type(method) is str and self.known(method):

@@ -84,6 +84,17 @@ async def test_the_server_runs_as_a_module_and_stops_cleanly_on_a_signal(sig: si
     assert "Traceback" not in stderr
 
 
+async def test_the_server_runs_on_uvloop_when_asked() -> None:
+    """--loop uvloop serves calls (uvloop's transports are no asyncio.Transport) and still stops cleanly."""
+    pytest.importorskip("uvloop", reason="uvloop comes with the bench and speed extras")
+    async with rpc_server_process("--loop", "uvloop") as running:
+        assert await call(running.url, "multiply", [3, 4]) == {"jsonrpc": "2.0", "result": 12, "id": 1}
+        assert await call(running.url, "add", [1, 2]) == {"jsonrpc": "2.0", "result": 3, "id": 1}
+        status, stderr = await stop(running, signal.SIGTERM)
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+
+
 async def test_a_connection_open_at_shutdown_does_not_stop_a_clean_exit() -> None:
     """SIGTERM with a client connected and a call running still exits 0, with no traceback."""
     async with rpc_server_process() as running:
@@ -156,6 +167,7 @@ def test_help_names_the_environment_variable_of_every_flag(capsys: pytest.Captur
         ("RPC_TOOLS", "a:registry,b", "tools", ["a:registry", "b"]),
         ("RPC_NO_BUILTINS", "yes", "no_builtins", True),
         ("RPC_LOG_LEVEL", "warning", "log_level", "warning"),
+        ("RPC_LOOP", "uvloop", "loop", "uvloop"),
     ],
 )
 def test_each_environment_variable_sets_its_flag(
@@ -178,7 +190,14 @@ def test_the_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize(
     "argv",
-    [["--bogus"], ["--port", "70000"], ["--port", "http"], ["--max-batch", "0"], ["--log-level", "loud"]],
+    [
+        ["--bogus"],
+        ["--port", "70000"],
+        ["--port", "http"],
+        ["--max-batch", "0"],
+        ["--log-level", "loud"],
+        ["--loop", "trio"],
+    ],
     ids=" ".join,
 )
 def test_a_bad_flag_exits_with_status_2_and_says_why(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
