@@ -267,7 +267,9 @@ class Connection(asyncio.Protocol):
         reader = self.reader
         if reader is None:
             self._parse(data)
-            if self.accepted and not self.ws.extensions and self._between_frames():
+            # As for the answers (see own_frames): not where an extension rewrites payloads, nor at
+            # debug level, where websockets logs each frame it parses.
+            if self.accepted and self.own_frames and self._between_frames():
                 self.reader = FrameReader(self.ws.max_message_size)
         else:
             ws = self.ws
