@@ -176,7 +176,7 @@ def test_help_shows_examples_and_exit_codes(capsys):
     """--help exits 0 and shows examples and the exit statuses."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "python -m rpc_client multiply 3 4" in out
+    assert "rpc-client multiply 3 4" in out  # named as run: rpc-client, as sys.argv[0] is not __main__.py
     assert "exit status" in out
 
 

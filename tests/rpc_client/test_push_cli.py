@@ -106,8 +106,8 @@ def test_help_shows_the_push_examples(capsys):
     """--help shows --stream, progress, --subscribe and Ctrl-C."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "python -m rpc_client --stream count 5" in out
-    assert "python -m rpc_client --subscribe clock interval=0.5 --max 3" in out
+    assert "rpc-client --stream count 5" in out
+    assert "rpc-client --subscribe clock interval=0.5 --max 3" in out
     assert "progress 3/10: step 3 of 10" in out
     assert "Ctrl-C during a call cancels it on the\nserver (rpc.cancel) and exits 130" in out
 
