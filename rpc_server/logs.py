@@ -147,9 +147,24 @@ class TextFormatter(logging.Formatter):
         return f"{head} [{pairs}]{newline}{rest}"
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to ``sys.stderr`` as it is at each record, not as it was when configured.
+
+    A program (or a test) that swaps ``sys.stderr`` after :func:`configure` would
+    otherwise leave the server's logs writing to a stream since closed.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def configure(level: str, log_format: str = "text") -> None:
     """Send the server's logs to stderr at ``level``, as ``text`` or ``json`` lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

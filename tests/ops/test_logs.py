@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from rpc_server import logs
 from rpc_server.logs import AccessLog, JsonFormatter
 
 from .conftest import TOOLS, StartProcess
@@ -126,3 +129,15 @@ def test_a_json_access_line_holds_a_bounded_id_and_method() -> None:
     first, second = (json.loads(line) for line in lines)
     assert (first["method"], first["request_id"]) == ("m" * 63 + "…", "A" * 63 + "…")
     assert (second["method"], second["request_id"]) == ("multiply", "(an integer of 16610 bits)")
+
+
+def test_configured_logs_follow_sys_stderr_when_it_is_replaced(monkeypatch) -> None:
+    """Logs go to sys.stderr as it is now: one swapped (and closed) after configure() loses no line, raises nothing."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.configure("info")  # undone after the test by tests/conftest.py
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("rpc_server").warning("after the swap")
+    assert second.getvalue().endswith("after the swap\n") and "Logging error" not in second.getvalue()
