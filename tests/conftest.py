@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from rpc_server import Registry, RpcServer, builtin_tools
 from rpc_server.testing import server_arguments
 
+from .security.kit import tls_files
+
 StartServer = Callable[..., Awaitable[RpcServer]]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """The server's main() configures logging for the process: in a test, that must not outlive the test."""
+    root, websockets = logging.getLogger(), logging.getLogger("websockets")
+    handlers, levels = root.handlers[:], (root.level, websockets.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    websockets.setLevel(levels[1])
 
 
 @pytest.fixture
@@ -39,3 +55,15 @@ async def start_server() -> AsyncIterator[StartServer]:
 async def server(start_server: StartServer) -> RpcServer:
     """A server with the built-in tools and default limits."""
     return await start_server()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority of the tests' own, made in memory (no certificate is committed)."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def pem_files(tmp_path: Path, ca: trustme.CA) -> tuple[Path, Path, Path]:
+    """A server's certificate chain and key (for 127.0.0.1 and localhost) signed by ``ca``, and ``ca``, as PEM files."""
+    return tls_files(ca, tmp_path)

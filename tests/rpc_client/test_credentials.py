@@ -41,7 +41,7 @@ from rpc_server.tls import server_context
 
 from ..rpc_server.rawws import WAIT
 from ..rpc_server.wire import StartServer
-from ..security.kit import KEY_ALL, KEY_MATH, SECRET, client_context, mint, tls_files, tools, write
+from ..security.kit import KEY_ALL, KEY_MATH, SECRET, client_context, mint, tools, write
 
 LIFETIME = 2
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -276,17 +276,6 @@ async def test_a_failing_provider_is_a_connect_error_naming_it(secured: RpcServe
 
 
 # -- TLS -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def pem_files(tmp_path: Path, ca: trustme.CA) -> tuple[Path, Path, Path]:
-    """The server's certificate chain and key (for 127.0.0.1), and the CA's certificate, as PEM files."""
-    return tls_files(ca, tmp_path)
 
 
 async def test_wss_with_cafile_or_an_ssl_context_and_refused_without(

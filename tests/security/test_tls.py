@@ -21,29 +21,18 @@ from rpc_server.tls import server_context, subject
 from rpc_server.traffic import Traffic
 
 from ..rpc_server.wire import WAIT, StartServer, rpc
-from .kit import KEY_ALL, client_context, tls_files, tools
+from .kit import KEY_ALL, client_context, tools
 
 # What a client sees when the server refuses its certificate: with TLS 1.3 the client's side of the
 # handshake completes first, and the refusal shows as a connection closed before any HTTP answer.
 HANDSHAKE_FAILED = (ssl.SSLError, ConnectionError, InvalidMessage)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def server_files(tmp_path: Path, ca: trustme.CA) -> tuple[Path, Path, Path]:
-    """The server's certificate chain and key (for 127.0.0.1 and localhost), and the CA, as PEM files."""
-    return tls_files(ca, tmp_path)
-
-
 async def test_tls_serves_wss_and_answers_calls(
-    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+    start_server: StartServer, pem_files: tuple[Path, Path, Path], ca: trustme.CA
 ) -> None:
     """With a certificate and key the URL is wss://, and a client that trusts the CA gets answers."""
-    certfile, keyfile, _ = server_files
+    certfile, keyfile, _ = pem_files
     server = await start_server(ssl=server_context(certfile, keyfile))
     assert server.url.startswith("wss://127.0.0.1:")
     async with connect(server.url, ssl=client_context(ca)) as ws:
@@ -51,10 +40,10 @@ async def test_tls_serves_wss_and_answers_calls(
 
 
 async def test_mutual_tls_names_the_caller_by_its_certificate_s_subject(
-    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+    start_server: StartServer, pem_files: tuple[Path, Path, Path], ca: trustme.CA
 ) -> None:
     """A client certificate signed by --client-ca-file admits; its subject, as RFC 4514 writes it, is the identity."""
-    certfile, keyfile, cafile = server_files
+    certfile, keyfile, cafile = pem_files
     server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
     alice = ca.issue_cert("alice@example.org", common_name="alice")
     expected = x509.load_pem_x509_certificate(alice.cert_chain_pems[0].bytes()).subject.rfc4514_string()
@@ -65,10 +54,10 @@ async def test_mutual_tls_names_the_caller_by_its_certificate_s_subject(
 
 @pytest.mark.parametrize("certificate", ["none", "other-ca"])
 async def test_mutual_tls_refuses_a_client_without_a_trusted_certificate(
-    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA, certificate: str
+    start_server: StartServer, pem_files: tuple[Path, Path, Path], ca: trustme.CA, certificate: str
 ) -> None:
     """No client certificate, or one from another CA: the TLS handshake fails and no WebSocket opens."""
-    certfile, keyfile, cafile = server_files
+    certfile, keyfile, cafile = pem_files
     server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
     presented = trustme.CA().issue_cert("mallory@example.org") if certificate == "other-ca" else None
     with pytest.raises(HANDSHAKE_FAILED):
@@ -90,14 +79,14 @@ async def counted(traffic: Traffic, reason: str) -> None:
 )
 async def test_a_refused_client_certificate_is_logged_once_and_counted_as_auth(
     start_server: StartServer,
-    server_files: tuple[Path, Path, Path],
+    pem_files: tuple[Path, Path, Path],
     ca: trustme.CA,
     caplog: pytest.LogCaptureFixture,
     certificate: str,
     reason: str,
 ) -> None:
     """As a refused token is: one WARNING 'refused PEER: TLS: ...' and rpc_handshakes_refused_total{reason="auth"}."""
-    certfile, keyfile, cafile = server_files
+    certfile, keyfile, cafile = pem_files
     server = await start_server(tools(), ssl=server_context(certfile, keyfile, client_ca_file=cafile))
     server.traffic = traffic = Traffic()
     presented = trustme.CA().issue_cert("mallory@example.org") if certificate == "other-ca" else None
@@ -112,10 +101,10 @@ async def test_a_refused_client_certificate_is_logged_once_and_counted_as_auth(
 
 
 async def test_plain_http_on_a_tls_port_is_counted_as_invalid_and_tls_clients_are_served_on(
-    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+    start_server: StartServer, pem_files: tuple[Path, Path, Path], ca: trustme.CA
 ) -> None:
     """A ws:// client on the wss:// port fails the TLS handshake: an 'invalid' refusal; the next client is served."""
-    certfile, keyfile, _ = server_files
+    certfile, keyfile, _ = pem_files
     server = await start_server(tools(), ssl=server_context(certfile, keyfile))
     server.traffic = traffic = Traffic()
     with pytest.raises(HANDSHAKE_FAILED):
@@ -128,10 +117,10 @@ async def test_plain_http_on_a_tls_port_is_counted_as_invalid_and_tls_clients_ar
 
 
 async def test_a_token_on_top_of_mutual_tls_names_the_caller(
-    start_server: StartServer, server_files: tuple[Path, Path, Path], ca: trustme.CA
+    start_server: StartServer, pem_files: tuple[Path, Path, Path], ca: trustme.CA
 ) -> None:
     """Client certificates and API keys together: both are needed, and the key names the caller."""
-    certfile, keyfile, cafile = server_files
+    certfile, keyfile, cafile = pem_files
     context = server_context(certfile, keyfile, client_ca_file=cafile)
     server: RpcServer = await start_server(tools(), ssl=context, auth=Auth(api_keys={KEY_ALL: []}))
     alice = client_context(ca, ca.issue_cert("alice@example.org", common_name="alice"))
@@ -150,10 +139,10 @@ def test_the_subject_escapes_what_rfc_4514_escapes() -> None:
 
 
 def test_files_that_cannot_be_loaded_stop_the_server_naming_them(
-    tmp_path: Path, server_files: tuple[Path, Path, Path]
+    tmp_path: Path, pem_files: tuple[Path, Path, Path]
 ) -> None:
     """A missing key, a certificate file without its key, or a CA file that is not PEM: ConfigError naming the file."""
-    certfile, _, _ = server_files
+    certfile, _, _ = pem_files
     with pytest.raises(ConfigError, match=r"cannot load the TLS certificate and key from .*cert\.pem and .*nope\.pem"):
         server_context(certfile, tmp_path / "nope.pem")
     with pytest.raises(ConfigError, match=r"^.*cert\.pem holds no private key: give its key file too \(--keyfile\)$"):
@@ -161,4 +150,4 @@ def test_files_that_cannot_be_loaded_stop_the_server_naming_them(
     bad = tmp_path / "bad-ca.pem"
     bad.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"cannot load the client CA file .*bad-ca\.pem"):
-        server_context(certfile, server_files[1], client_ca_file=bad)
+        server_context(certfile, pem_files[1], client_ca_file=bad)
