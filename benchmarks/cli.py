@@ -154,8 +154,12 @@ def _report_again(path: Path, chart: bool) -> int:
     report.summarize(doc)
     print(report.render(doc))
     if chart:
-        drawn = report.write_chart(doc, path.with_suffix(".png"))
-        print(f"\nchart: {drawn}" if drawn else "\nchart: skipped (matplotlib is not installed)")
+        drawn = report.write_charts(doc, path.with_suffix(""))
+        print(
+            f"\ncharts: {', '.join(map(str, drawn))}"
+            if drawn
+            else "\ncharts: none (nothing to draw, or matplotlib is not installed)"
+        )
     return 0
 
 
@@ -200,8 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = report.write_json(doc, args.out / f"{stem}.json")
     print(f"\nraw figures: {json_path}")
     if not args.no_chart:
-        chart = report.write_chart(doc, args.out / f"{stem}.png")
-        print(f"chart: {chart}" if chart else "chart: skipped (matplotlib is not installed)")
+        charts = report.write_charts(doc, args.out / stem)
+        print(
+            f"charts: {', '.join(map(str, charts))}"
+            if charts
+            else "charts: none (nothing to draw, or matplotlib is not installed)"
+        )
     failed = [
         f"{key}/{name}"
         for key, section in doc["scenarios"].items()

@@ -418,46 +418,110 @@ _CHART_METRICS = (
 )
 
 
+_CLIENT_CHART_METRICS = (
+    ("client-gather", "calls_per_s", "gather of 20,000\ncalls/s (↑ better)"),
+    ("client-window", "calls_per_s", "100 in flight\ncalls/s (↑ better)"),
+    ("client-latency", "p50_us", "sequential p50\n(↓ better)"),
+    ("client-batch", "ms", "batch of 1,000\n(↓ better)"),
+)
+
+# A series of bars: its legend, and the ratio it draws, subject ÷ reference.
+_Series = tuple[str, str, str]
+
+
+def write_charts(doc: dict[str, Any], stem: Path) -> list[Path]:
+    """Draw the server's chart (``STEM.png``) and the clients' (``STEM-clients.png``) for what the run measured.
+
+    Returns the files written: none without matplotlib, or when the run measured neither.
+    """
+    charts = [
+        write_chart(doc, stem.with_suffix(".png")),
+        write_client_chart(doc, stem.with_name(f"{stem.name}-clients.png")),
+    ]
+    return [path for path in charts if path is not None]
+
+
 def write_chart(doc: dict[str, Any], path: Path) -> Path | None:
     """Draw ours ÷ each peer for the headline figures, with the goals; None without matplotlib."""
+    metrics = [m for m in _CHART_METRICS if m[0] in doc["scenarios"]]
+    peers = [p for p in PEERS if any(p in doc["scenarios"][s]["median"] for s, _, _ in metrics)]
+    series = [(f"ours ÷ {doc['meta']['servers'].get(peer, peer)}", "ours", peer) for peer in peers]
+    title = "rpc_server against the limit and the peers"
+    return _draw(doc, path, metrics, series, title, "ratio of medians, ours ÷ peer (log scale)")
+
+
+def write_client_chart(doc: dict[str, Any], path: Path) -> Path | None:
+    """Draw each client ÷ the load generator, against the same server, with the goals; None without matplotlib."""
+    metrics = [m for m in _CLIENT_CHART_METRICS if m[0] in doc["scenarios"]]
+    labels: dict[str, str] = {}
+    for key, _, _ in metrics:
+        labels.update(doc["scenarios"][key].get("labels", {}))
+    series = [(f"{label} ÷ the load generator", name, "loadgen") for name, label in labels.items() if name != "loadgen"]
+    title = "rpc_client and other Python clients against the picows load generator, on rpc_server"
+    return _draw(doc, path, metrics, series, title, "ratio of medians, client ÷ load generator (log scale)")
+
+
+def _draw(
+    doc: dict[str, Any],
+    path: Path,
+    metrics: list[tuple[str, str, str]],
+    series: list[_Series],
+    title: str,
+    ylabel: str,
+) -> Path | None:
+    """Bars of ``series`` over ``metrics``, with the goals on them as black ticks."""
+    ratios = {
+        (scenario, metric, subject, reference): doc["scenarios"][scenario]["ratios"]
+        .get(metric, {})
+        .get(subject, {})
+        .get(reference)
+        for scenario, metric, _ in metrics
+        for _, subject, reference in series
+    }
+    series = [s for s in series if any(ratios[(m[0], m[1], s[1], s[2])] for m in metrics)]
+    if not metrics or not series:
+        return None
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         return None
-    metrics = [m for m in _CHART_METRICS if m[0] in doc["scenarios"]]
-    peers = [p for p in PEERS if any(p in doc["scenarios"][s]["median"] for s, _, _ in metrics)]
-    if not metrics or not peers:
-        return None
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
-    width = 0.8 / len(peers)
-    for i, peer in enumerate(peers):
+    width = 0.8 / len(series)
+
+    def x_of(metric_at: int, series_at: int) -> float:
+        return metric_at + (series_at - (len(series) - 1) / 2) * width
+
+    for i, (label, subject, reference) in enumerate(series):
         xs, ys = [], []
         for j, (scenario, metric, _) in enumerate(metrics):
-            value = doc["scenarios"][scenario]["ratios"].get(metric, {}).get("ours", {}).get(peer)
+            value = ratios[(scenario, metric, subject, reference)]
             if value:
-                xs.append(j + (i - (len(peers) - 1) / 2) * width)
+                xs.append(x_of(j, i))
                 ys.append(value)
-        bars = ax.bar(xs, ys, width, label=f"ours ÷ {doc['meta']['servers'].get(peer, peer)}")
+        bars = ax.bar(xs, ys, width, label=label)
         ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=2)
+    pairs = [(subject, reference) for _, subject, reference in series]
     for bar in doc.get("bars", []):
-        if bar["peer"] in peers:
-            at = next((k for k, m in enumerate(metrics) if (m[0], m[1]) == (bar["scenario"], bar["metric"])), None)
-            if at is None:
-                continue
-            x = at + (peers.index(bar["peer"]) - (len(peers) - 1) / 2) * width
-            ax.plot([x - width / 2, x + width / 2], [bar["limit"]] * 2, color="black", linewidth=2)
+        pair = (bar.get("subject", "ours"), bar["peer"])
+        at = next((k for k, m in enumerate(metrics) if (m[0], m[1]) == (bar["scenario"], bar["metric"])), None)
+        if at is None or pair not in pairs:
+            continue
+        x = x_of(at, pairs.index(pair))
+        ax.plot([x - width / 2, x + width / 2], [bar["limit"]] * 2, color="black", linewidth=2)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.5 and 2, not 5×10⁻¹ and 2×10⁰
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xticks(range(len(metrics)), [label for _, _, label in metrics])
-    ax.set_ylabel("ratio of medians, ours ÷ peer (log scale)")
+    ax.set_ylabel(ylabel)
     meta = doc["meta"]
     ax.set_title(
-        f"rpc_server against the limit and the peers · {meta['date']} · {meta['cores']} cores · {meta['mode']} run\n"
-        "black ticks: the goals",
-        fontsize=10,
+        f"{title} · {meta['date']} · {meta['cores']} cores · {meta['mode']} run\nblack ticks: the goals", fontsize=10
     )
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

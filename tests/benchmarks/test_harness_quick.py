@@ -67,6 +67,11 @@ def test_a_quick_run_against_our_server_and_the_echo_peer_records_every_figure_a
     for pid in started:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    # Drawn again from the raw figures: the servers' chart and the clients' beside it.
+    pytest.importorskip("matplotlib", reason="the charts need matplotlib (pip install -e '.[bench]')")
+    assert cli.main(["--report", str(path)]) == 0
+    assert path.with_suffix(".png").stat().st_size > 0
+    assert path.with_name(f"{path.stem}-clients.png").stat().st_size > 0
 
 
 def test_a_quick_run_of_the_operations_scenarios_compares_workers_and_metrics(tmp_path: Path) -> None:
