@@ -486,7 +486,7 @@ def _draw(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(11, 5.5), dpi=110)
@@ -514,9 +514,10 @@ def _draw(
         ax.plot([x - width / 2, x + width / 2], [bar["limit"]] * 2, color="black", linewidth=2)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_yscale("log")
-    plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.5 and 2, not 5×10⁻¹ and 2×10⁰
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    # Ticks at 1, 2 and 5 of each decade, written 0.5 and 2 rather than 5×10⁻¹ and 2×10⁰.
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(metrics)), [label for _, _, label in metrics])
     ax.set_ylabel(ylabel)
     meta = doc["meta"]
