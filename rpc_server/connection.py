@@ -1,10 +1,14 @@
 """One client connection: websockets' Sans-I/O protocol driven by an asyncio Protocol.
 
-websockets does the WebSocket itself here (handshake, framing, masking,
-ping/pong, the close handshake, the size limit, permessage-deflate) through its
-I/O-free :class:`~websockets.server.ServerProtocol`. This module only moves
-bytes between that and the socket, and messages between that and the
-dispatcher. It exists because websockets' own asyncio connection, with a
+websockets does the WebSocket itself here (handshake, ping/pong, the close
+handshake, the size limit, fragments, permessage-deflate, every frame it would
+refuse) through its I/O-free :class:`~websockets.server.ServerProtocol`. This
+module moves bytes between that and the socket, and messages between that and
+the dispatcher; once the handshake is done, with no extension and not at debug
+level, whole masked text frames and the answers are framed by :mod:`.frames`
+instead, which costs a quarter of websockets' path per call.
+
+This module exists because websockets' own asyncio connection, with a
 future and an awaited ``send()`` per message and a write per answer, cost
 more per call than the whole JSON-RPC dispatch: 23 µs of server CPU a
 ``multiply`` for its bare echo server here, 30 µs with our dispatch on top.

@@ -77,7 +77,6 @@ _PLAIN = frozenset((int, str, bool, type(None)))
 # The envelope's types (protocol.request_error), for the batch's fast path.
 _PARAMS_TYPES = frozenset((list, dict))
 _ID_TYPES = frozenset((str, int, float, type(None)))
-_ABSENT: Any = object()
 
 
 class CallObserver(Protocol):

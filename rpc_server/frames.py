@@ -14,6 +14,7 @@ __all__ = ["FrameReader", "text_frame"]
 
 _FIN_TEXT = 0x81  # FIN set, opcode 1 (text)
 _SHORT = _FIN_TEXT.to_bytes(1, "big")
+_WAITED = frozenset((0x1, 0x2, 0x8, 0x9, 0xA))  # text, binary, close, ping, pong: the opcodes waited for whole
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -30,15 +31,16 @@ class FrameReader:
     """Splits what a client sends into whole frames, and finds the masked text frames among them; no I/O.
 
     websockets parses each frame through a generator, a reader and a Frame
-    object: a quarter of the CPU of a single call (issue 13). Fed a connection's
+    object: a quarter of the CPU of a single call. Fed a connection's
     bytes once websockets' own parser stands between two frames, this hands
     back each whole frame as it came, with where its payload starts when it is
     a whole, masked text frame with no reserved bit: the caller unmasks those
     itself and hands every other frame, whole, to websockets, whose parser so
     stays between frames. A frame websockets would refuse from its header
-    alone (no mask, a reserved bit, a control frame over 125 bytes, more than
-    ``max_size``) is not waited for: it and all that follows go to websockets,
-    and :attr:`off` says the reader has handed over for good.
+    alone (no mask, a reserved bit, an undefined opcode, a control frame over
+    125 bytes, more than ``max_size``), and any continuation frame, is not
+    waited for: it and all that follows go to websockets, and :attr:`off` says
+    the reader has handed over for good.
 
     Args:
         max_size: the longest payload waited for; websockets' ``max_message_size``.
@@ -70,8 +72,11 @@ class FrameReader:
             length = second & 0x7F
             head = 6 if length < 126 else 8 if length == 126 else 14  # with the 4 bytes of the mask
             # What websockets refuses from the first two bytes: no mask (a client must mask), a
-            # reserved bit (no extension is negotiated), a control frame longer than 125 bytes.
-            refused = not second & 0x80 or first & 0x70 or (first & 0x08 and length > 125)
+            # reserved bit (no extension is negotiated), an opcode RFC 6455 does not define, a control
+            # frame longer than 125 bytes. A continuation goes too: only websockets knows what is left
+            # of its message's size limit (fragments are rare, so the fast path is not missed).
+            opcode = first & 0x0F
+            refused = not second & 0x80 or first & 0x70 or opcode not in _WAITED or (opcode & 0x08 and length > 125)
             if not refused:
                 if end - pos < head:
                     break

@@ -26,8 +26,7 @@ def _client_frames() -> tuple[bytes, list[tuple[int, bytes]]]:
         Frame(Opcode.TEXT, b'{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}'),
         Frame(Opcode.PING, b"ping"),
         Frame(Opcode.TEXT, b"x" * 300),  # a 16-bit length
-        Frame(Opcode.TEXT, b"first half, ", fin=False),
-        Frame(Opcode.CONT, b"second half"),
+        Frame(Opcode.TEXT, b"first half, ", fin=False),  # then a continuation: handed over (see below)
         Frame(Opcode.BINARY, b"\x00\x01"),
         Frame(Opcode.TEXT, b""),
         Frame(Opcode.TEXT, b"y" * 70000),  # a 64-bit length
@@ -69,10 +68,13 @@ def test_a_frame_over_the_size_limit_is_handed_over_from_its_header() -> None:
     [
         ("unmasked", Frame(Opcode.TEXT, b"hi").serialize(mask=False, extensions=[])),
         ("a reserved bit", bytes([0xC1]) + Frame(Opcode.TEXT, b"hi").serialize(mask=True, extensions=[])[1:]),
+        ("an undefined opcode", bytes([0x83]) + Frame(Opcode.TEXT, b"hi").serialize(mask=True, extensions=[])[1:]),
+        # Only websockets knows how much of the message's size limit is left for a continuation.
+        ("a continuation", Frame(Opcode.CONT, b"x" * 200).serialize(mask=True, extensions=[])),
     ],
 )
 def test_a_frame_websockets_refuses_from_its_header_is_handed_over_at_once(name: str, frame: bytes) -> None:
-    """No mask, or a reserved bit: websockets fails the connection on the header, so it gets it at once."""
+    """websockets judges these from the header (and fails the connection on the first three): it gets them at once."""
     reader = FrameReader(max_size=2**20)
     assert reader.feed(frame[:2]) == [(frame[:2], -1)]
     assert reader.off
@@ -94,5 +96,25 @@ async def test_a_connection_answers_frames_cut_at_every_byte_as_whole_ones(start
         assert json.loads(await client.next_text()) == {"jsonrpc": "2.0", "result": 21, "id": 1}
         assert bytes((await client.next_frame(Opcode.PONG)).data) == b"are you there"
         assert json.loads(await client.next_text()) == {"jsonrpc": "2.0", "result": 10, "id": 2}
+    finally:
+        client.abort()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_the_server_reads_with_its_own_reader_except_at_debug_level(
+    start_server: StartServer, debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a call, the connection reads through .frames (the fast path is really on); at debug level, websockets."""
+    if debug:
+        caplog.set_level("DEBUG", logger="websockets")
+    server = await start_server()
+    client = await RawClient.connect(server.url)
+    try:
+        client.protocol.send_text(b'{"jsonrpc":"2.0","method":"multiply","params":[6,7],"id":1}')
+        client.write(b"".join(client.protocol.data_to_send()))
+        assert json.loads(await client.next_text()) == {"jsonrpc": "2.0", "result": 42, "id": 1}
+        [connection] = server.connections
+        assert (connection.reader is not None) is not debug
+        assert connection.own_frames is not debug
     finally:
         client.abort()
