@@ -21,7 +21,7 @@ import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from websockets.http11 import Request, Response
 
@@ -178,7 +178,8 @@ class TlsHandshake(asyncio.Protocol):
         self.lost: list[Exception | None] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not asserted to be an asyncio.Transport: uvloop's are not, and do all this needs.
+        transport = cast(asyncio.Transport, transport)
         transport.pause_reading()  # the ClientHello is for start_tls, not for this protocol
         self.task = asyncio.get_running_loop().create_task(self._handshake(transport), name="rpc TLS handshake")
 

@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
 from websockets.asyncio.client import connect
 
 from rpc_server import Limits, Registry, cli
 
+from ..security.kit import client_context
 from .corpus import request
 
 READY = re.compile(r"^listening on (wss?://127\.0\.0\.1:(\d+)/ws)$")
@@ -68,8 +71,8 @@ async def stop(running: Running, sig: signal.Signals) -> tuple[int, str]:
     return running.process.returncode, stderr.decode()  # type: ignore[return-value]
 
 
-async def call(url: str, method: str, params: object) -> object:
-    async with connect(url) as ws, asyncio.timeout(WAIT):
+async def call(url: str, method: str, params: object, **options: Any) -> object:
+    async with connect(url, **options) as ws, asyncio.timeout(WAIT):
         await ws.send(request(method, params, 1))
         return json.loads(await ws.recv())
 
@@ -90,6 +93,21 @@ async def test_the_server_runs_on_uvloop_when_asked() -> None:
     async with rpc_server_process("--loop", "uvloop") as running:
         assert await call(running.url, "multiply", [3, 4]) == {"jsonrpc": "2.0", "result": 12, "id": 1}
         assert await call(running.url, "add", [1, 2]) == {"jsonrpc": "2.0", "result": 3, "id": 1}
+        status, stderr = await stop(running, signal.SIGTERM)
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+
+
+async def test_the_server_serves_tls_on_uvloop(pem_files: tuple[Path, Path, Path], ca: trustme.CA) -> None:
+    """--loop uvloop with a certificate: the TLS handshake is the server's own, on uvloop's transports too."""
+    pytest.importorskip("uvloop", reason="uvloop comes with the bench and speed extras")
+    certfile, keyfile, _ = pem_files
+    async with rpc_server_process(
+        "--loop", "uvloop", "--certfile", str(certfile), "--keyfile", str(keyfile)
+    ) as running:
+        assert running.url.startswith("wss://")
+        answer = await call(running.url, "multiply", [3, 4], ssl=client_context(ca))
+        assert answer == {"jsonrpc": "2.0", "result": 12, "id": 1}
         status, stderr = await stop(running, signal.SIGTERM)
     assert status == 0, stderr
     assert "Traceback" not in stderr
