@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import math
 import time
@@ -85,31 +86,31 @@ class CallObserver(Protocol):
     def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
         """``request`` as decoded (any JSON value), its Response object (None: nothing answered), its duration."""
 
-    # An observer may also have ``calls(requests, outcomes, seconds)``: a batch's members at once, each
-    # taking ``seconds`` (their mean: they run back to back and are timed together). It skips the
-    # outcomes that are neither a dict nor None: those members are still running, and each is told
-    # of through ``call`` when it ends. Without it, ``call`` is called for each member.
+    # An observer may also have ``calls(requests, outcomes, seconds)``: a batch's members at once, member
+    # i having taken ``seconds[i]``. It skips the outcomes that are neither a dict nor None: those members
+    # are still running, and each is told of through ``call`` when it ends. Without it, ``call`` is called
+    # for each member.
 
 
 def _ignore(request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
     pass
 
 
-def _ignore_batch(requests: list[Any], outcomes: list[Any], seconds: float) -> None:
+def _ignore_batch(requests: list[Any], outcomes: list[Any], seconds: list[float]) -> None:
     pass
 
 
-def _batch_observer(observer: CallObserver) -> Callable[[list[Any], list[Any], float], None]:
+def _batch_observer(observer: CallObserver) -> Callable[[list[Any], list[Any], list[float]], None]:
     """How ``observer`` is told of a batch's members: its own ``calls`` if it has one, else one ``call`` each."""
     calls = getattr(observer, "calls", None)
     if calls is not None:
         return calls  # type: ignore[no-any-return]
     call = observer.call
 
-    def each(requests: list[Any], outcomes: list[Any], seconds: float) -> None:
-        for request, outcome in zip(requests, outcomes, strict=True):
+    def each(requests: list[Any], outcomes: list[Any], seconds: list[float]) -> None:
+        for request, outcome, took in zip(requests, outcomes, seconds, strict=True):
             if outcome is None or type(outcome) is dict:
-                call(request, outcome, seconds)
+                call(request, outcome, took)
 
     return each
 
@@ -238,7 +239,7 @@ class Dispatcher:
         self._detached = Session()
         self._observers: list[CallObserver] = []
         self._observe: Callable[[Any, dict[str, Any] | None, float], None] = _ignore
-        self._observe_batch: Callable[[list[Any], list[Any], float], None] = _ignore_batch
+        self._observe_batch: Callable[[list[Any], list[Any], list[float]], None] = _ignore_batch
         self._timed = False
 
     def observe(self, observer: CallObserver) -> None:
@@ -262,7 +263,7 @@ class Dispatcher:
             self._observe_batch = batch_observers[0]
         else:
 
-            def observe_batch(requests: list[Any], outcomes: list[Any], seconds: float) -> None:
+            def observe_batch(requests: list[Any], outcomes: list[Any], seconds: list[float]) -> None:
                 for each in batch_observers:
                     each(requests, outcomes, seconds)
 
@@ -569,14 +570,18 @@ class Dispatcher:
         outcomes: list[_Outcome] = []
         append = outcomes.append
         timed = self._timed
-        # Timed, the members are observed together once all have run (see observe()).
+        # Timed, the members are observed together once all have run (see observe()), each with its own
+        # time: from its start to the next member's, read once a member.
         request = self._request if not timed else self._member_timed_later
-        start = _clock() if timed else 0.0
+        starts: list[float] = []
+        started = starts.append
         method: Any = None
         tool = None  # the run's tool, when it is plain and the session may call it
         accepts: Callable[[Any], bool] | None = None
         fn: Callable[..., Any] = _ignore
         for item in items:
+            if timed:
+                started(_clock())
             if type(item) is dict and len(item) == 4:
                 try:  # subscripts, not get(): a third of the loop's cost was the method calls
                     name, params, id, version = item["method"], item["params"], item["id"], item["jsonrpc"]
@@ -608,7 +613,8 @@ class Dispatcher:
                     continue
             append(request(item, session, budget))
         if timed:
-            self._observe_batch(items, outcomes, (_clock() - start) / len(items))
+            started(_clock())
+            self._observe_batch(items, outcomes, [b - a for a, b in itertools.pairwise(starts)])
         return outcomes
 
     def _member_timed_later(self, item: Any, session: Session, budget: _Budget) -> _Outcome:

@@ -151,29 +151,30 @@ class Calls:
         stats.buckets[_bucket(_BOUNDS, seconds)] += 1
         stats.seconds += seconds
 
-    def calls(self, requests: list[Any], outcomes: list[Any], seconds: float) -> None:
-        """A batch's members, each taking ``seconds``, counted as :meth:`call` counts them; those running are not.
+    def calls(self, requests: list[Any], outcomes: list[Any], seconds: list[float]) -> None:
+        """A batch's members, member i having taken ``seconds[i]``, counted as :meth:`call` counts them.
 
-        Issue 13: one call() a member was a sixth of a batch's cost. In a run of
-        members answered with a result by the same method, each after the first
-        costs three increments.
+        Members still running (outcomes neither a dict nor None) are not: each is counted when it ends.
+
+        One call() a member was a sixth of a batch's cost. In a run of members
+        answered with a result by the same method, each after the first costs
+        three increments and a bisection.
         """
-        slot = _bucket(_BOUNDS, seconds)
         method: Any = None
         stats: _Method | None = None
-        for request, outcome in zip(requests, outcomes, strict=True):
+        for request, outcome, took in zip(requests, outcomes, seconds, strict=True):
             if type(outcome) is dict and "result" in outcome:
                 # Answered with a result: a valid request, whose method is a string.
                 if stats is not None and request["method"] == method:
                     stats.ok += 1
-                    stats.buckets[slot] += 1
-                    stats.seconds += seconds
+                    stats.buckets[_bucket(_BOUNDS, took)] += 1
+                    stats.seconds += took
                     continue
-                self.call(request, outcome, seconds)
+                self.call(request, outcome, took)
                 method = request["method"]
                 stats = self.methods.get(method)
             elif outcome is None or type(outcome) is dict:
-                self.call(request, outcome, seconds)
+                self.call(request, outcome, took)
 
     def _first(self, request: Any) -> _Method:
         method = request.get("method") if type(request) is dict else None

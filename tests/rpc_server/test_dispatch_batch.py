@@ -127,3 +127,37 @@ async def test_the_fast_path_counts_each_member_as_the_general_path_does() -> No
     assert results[0] == results[1]
     # The run of one multiply before each member, and five of MEMBERS: answered with a result.
     assert results[0]["multiply"][0]["ok"] == len(MEMBERS) + 5
+
+
+class _Recorder:
+    """A call observer with no ``calls``: told of each member through ``call``, as the access log is."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, float]] = []
+
+    def call(self, request: Any, outcome: dict[str, Any] | None, seconds: float) -> None:
+        self.seen.append((request.get("id"), seconds))
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["fast path", "general path"])
+async def test_each_member_of_a_batch_is_timed_on_its_own(monkeypatch: pytest.MonkeyPatch, limited: bool) -> None:
+    """A slow member counts its own time, not the batch's mean: in the histogram and for each observer."""
+    now = [0.0]
+    monkeypatch.setattr("rpc_server.dispatch._clock", lambda: now[0])  # time moves only when a tool says so
+    registry = corpus_registry()
+
+    @registry.tool
+    def slow(x: int) -> int:
+        now[0] += 7.0
+        return x
+
+    dispatcher = Dispatcher(registry)
+    calls, recorder = Calls(dispatcher.serves), _Recorder()
+    dispatcher.observe(calls)
+    dispatcher.observe(recorder)
+    batch = [_call("multiply", [1, 2], 1), _call("slow", [3], 2), _call("multiply", [2, 2], 3)]
+    await _answer(dispatcher, batch, limited=limited)
+    assert sorted(recorder.seen) == [(1, 0.0), (2, 7.0), (3, 0.0)]
+    snapshot = calls.snapshot()
+    assert snapshot["slow"]["seconds"] == 7.0 and snapshot["multiply"]["seconds"] == 0.0
+    assert snapshot["multiply"]["buckets"][0] == 2
